@@ -1,0 +1,47 @@
+"""Project tooling that the notebooks rely on: nbdev settings, the README generator, the environment."""
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+from make_readme import render  # noqa: E402
+
+
+def test_nbdev_clean_keeps_the_papermill_parameters_tag(tmp_path):
+    nb = {"cells": [{"cell_type": "code", "execution_count": 3, "id": "abc", "outputs": [], "source": "x = 1",
+                     "metadata": {"tags": ["parameters"], "scrolled": True}}],
+          "metadata": {"kernelspec": {"name": "python3", "display_name": "python3", "language": "python"}},
+          "nbformat": 4, "nbformat_minor": 5}
+    path = tmp_path / "p.ipynb"
+    path.write_text(json.dumps(nb))
+    subprocess.run([shutil.which("nbdev_clean"), "--fname", str(path)], cwd=ROOT, check=True)
+    cell = json.loads(path.read_text())["cells"][0]
+    assert cell["metadata"] == {"tags": ["parameters"]}, "papermill finds its cell by this tag"
+    assert cell["execution_count"] is None
+
+
+def test_readme_render_drops_hidden_cells_and_directives():
+    nb = {"cells": [{"cell_type": "markdown", "source": ["# Title\n", "text"]},
+                    {"cell_type": "code", "source": ["#| hide\n", "secret = 1"]},
+                    {"cell_type": "code", "source": ["#| eval: false\n", "print(1)"]}]}
+    out = render(nb)
+    assert "# Title\ntext" in out and "secret" not in out
+    assert "```python\nprint(1)\n```" in out and "#|" not in out
+
+
+def test_readme_is_generated_from_index():
+    nb = json.loads((ROOT / "nbs" / "index.ipynb").read_text())
+    assert (ROOT / "README.md").read_text() == render(nb)
+
+
+def test_the_environment_is_reused_not_rebuilt():
+    start = time.time()
+    r = subprocess.run(["bash", "-c", "source scripts/env.sh && python -c 'import torch_handle, deepspeed, papermill'"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "[env] building" not in r.stderr
+    assert time.time() - start < 60
