@@ -7,7 +7,7 @@ __all__ = ['DEFAULT_CONFIG', 'ModelSection', 'DataSection', 'TrainingSection', '
            'TranslationData', 'build_number_data', 'bucketed_loader', 'warmup_cosine', 'Trainer', 'translate',
            'translation_scores']
 
-# %% ../../nbs/05b_baseline.ipynb #03945ab5
+# %% ../../nbs/05b_baseline.ipynb #06adfc58
 import importlib.resources
 import math
 import time
@@ -29,7 +29,7 @@ from ..data.dataset import (BOS_ID, EOS_ID, GERMAN_NUMBER_PIECES, PAD_ID, Bucket
                                        write_tsv)
 from ..model import Transformer, TransformerConfig
 
-# %% ../../nbs/05b_baseline.ipynb #85bbd305
+# %% ../../nbs/05b_baseline.ipynb #511ad8cb
 DEFAULT_CONFIG = Path(str(importlib.resources.files("torch_handle") / "config" / "model_config.yaml"))
 
 @dataclass
@@ -75,7 +75,7 @@ class CourseConfig:
         "The model's `TransformerConfig`, once the vocabulary sizes are known."
         return TransformerConfig(src_vocab_size, tgt_vocab_size, pad_id=PAD_ID, **vars(self.model))
 
-# %% ../../nbs/05b_baseline.ipynb #8325d398
+# %% ../../nbs/05b_baseline.ipynb #060f7f78
 class ConfigError(ValueError):
     "A configuration file has an unknown key or a value of the wrong type; the message names both."
 
@@ -111,7 +111,7 @@ def load_config(path: str | Path | None = None) -> CourseConfig:
         raise ConfigError(f"{path}: unknown section '{sorted(unknown)[0]}'; allowed: {', '.join(sections)}")
     return CourseConfig(**{name: _section(cls, raw.get(name, {}), f"{path.name}:{name}") for name, cls in sections.items()})
 
-# %% ../../nbs/05b_baseline.ipynb #bd82d3d6
+# %% ../../nbs/05b_baseline.ipynb #7caa8ded
 @dataclass
 class TranslationData:
     "Splits, tokenizers and vocabularies of a translation task."
@@ -140,7 +140,7 @@ def bucketed_loader(dataset: TranslationDataset, batch_size: int, seed: int = 0,
     sampler = BucketBatchSampler(dataset.lengths(), batch_size, shuffle=shuffle, seed=seed)
     return DataLoaderWrapper(DataLoader(dataset, batch_sampler=sampler, collate_fn=collate_translation))
 
-# %% ../../nbs/05b_baseline.ipynb #abbe0ff3
+# %% ../../nbs/05b_baseline.ipynb #bcb1658f
 def warmup_cosine(optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
     "Linear warm-up over `warmup_steps`, then cosine decay to 0 at `total_steps`."
     if not 0 <= warmup_steps < total_steps:
@@ -152,7 +152,7 @@ def warmup_cosine(optimizer: torch.optim.Optimizer, warmup_steps: int, total_ste
         return 0.5 * (1 + math.cos(math.pi * progress))
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
-# %% ../../nbs/05b_baseline.ipynb #df5ac715
+# %% ../../nbs/05b_baseline.ipynb #139cb439
 class Trainer:
     "Single-process training loop for a seq2seq model on `TranslationBatch`es."
     def __init__(self, model: nn.Module, train_loader: DataLoaderWrapper, optimizer: torch.optim.Optimizer,
@@ -200,7 +200,7 @@ class Trainer:
     def fit(self, max_steps: int, eval_loader=None, eval_every: int = 500, time_budget_s: float | None = None) -> dict:
         "Train until `max_steps` (or the time budget); returns the history."
         start = time.time()
-        with tqdm(total=max_steps, initial=self.step, disable=not self.is_main, desc="train") as bar:
+        with tqdm(total=max_steps, initial=self.step, disable=not self.is_main, desc="train", mininterval=1.0) as bar:
             while self.step < max_steps:
                 for batch in self.train_loader:
                     loss = self.train_step(batch)
@@ -213,7 +213,7 @@ class Trainer:
                         return self.history
         return self.history
 
-# %% ../../nbs/05b_baseline.ipynb #0cbde2ed
+# %% ../../nbs/05b_baseline.ipynb #2be80683
 @torch.no_grad()
 def translate(model: Transformer, sentences: list[str], data: TranslationData, batch_size: int = 256,
               device: str | torch.device = "cpu") -> list[str]:
