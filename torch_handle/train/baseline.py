@@ -7,11 +7,11 @@ __all__ = ['DEFAULT_CONFIG', 'ModelSection', 'DataSection', 'TrainingSection', '
            'TranslationData', 'build_number_data', 'bucketed_loader', 'warmup_cosine', 'Trainer', 'translate',
            'translation_scores']
 
-# %% ../../nbs/05b_baseline.ipynb #06adfc58
+# %% ../../nbs/05b_baseline.ipynb #cdeb1b55
 import importlib.resources
 import math
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, make_dataclass
 from difflib import get_close_matches
 from pathlib import Path
 
@@ -29,21 +29,12 @@ from ..data.dataset import (BOS_ID, EOS_ID, GERMAN_NUMBER_PIECES, PAD_ID, Bucket
                                        write_tsv)
 from ..model import Transformer, TransformerConfig
 
-# %% ../../nbs/05b_baseline.ipynb #511ad8cb
+# %% ../../nbs/05b_baseline.ipynb #ae9e8b9f
 DEFAULT_CONFIG = Path(str(importlib.resources.files("torch_handle") / "config" / "model_config.yaml"))
 
-@dataclass
-class ModelSection:
-    d_model: int = 128
-    n_heads: int = 4
-    n_encoder_layers: int = 3
-    n_decoder_layers: int = 3
-    d_ff: int = 512
-    dropout: float = 0.1
-    max_len: int = 64
-    norm_first: bool = True
-    tie_embeddings: bool = False
-    activation: str = "relu"
+# The model section accepts exactly TransformerConfig's fields, less what the data decides.
+ModelSection = make_dataclass("ModelSection", [(f.name, f.type, field(default=f.default)) for f in fields(TransformerConfig)
+                                               if f.name not in ("src_vocab_size", "tgt_vocab_size", "pad_id")])
 
 @dataclass
 class DataSection:
@@ -73,11 +64,19 @@ class CourseConfig:
 
     def transformer_config(self, src_vocab_size: int, tgt_vocab_size: int) -> TransformerConfig:
         "The model's `TransformerConfig`, once the vocabulary sizes are known."
-        return TransformerConfig(src_vocab_size, tgt_vocab_size, pad_id=PAD_ID, **vars(self.model))
+        return TransformerConfig(src_vocab_size, tgt_vocab_size, pad_id=PAD_ID, **asdict(self.model))
 
-# %% ../../nbs/05b_baseline.ipynb #060f7f78
+# %% ../../nbs/05b_baseline.ipynb #f7951d4a
 class ConfigError(ValueError):
     "A configuration file has an unknown key or a value of the wrong type; the message names both."
+
+def _type_ok(value, expected) -> bool:
+    "YAML's types against a field's: an int is a fine float, a bool is not a number."
+    if expected is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if expected is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, expected)
 
 def _section(cls, values, where: str):
     "Build dataclass `cls` from a dict, rejecting unknown keys and wrong types."
@@ -90,11 +89,9 @@ def _section(cls, values, where: str):
             raise ConfigError(f"{where}: unknown key '{key}'" + (f" (did you mean '{hint[0]}'?)" if hint else "")
                               + f"; allowed: {', '.join(known)}")
         expected = known[key].type
-        ok = (isinstance(value, bool) if expected is bool else
-              isinstance(value, (int, float)) and not isinstance(value, bool) if expected is float else
-              isinstance(value, expected) and not isinstance(value, bool))
-        if not ok:
-            raise ConfigError(f"{where}.{key}: expected {expected.__name__}, got {type(value).__name__} {value!r}")
+        if not _type_ok(value, expected):
+            name = getattr(expected, "__name__", str(expected))
+            raise ConfigError(f"{where}.{key}: expected {name}, got {type(value).__name__} {value!r}")
     return cls(**{k: (float(v) if known[k].type is float else v) for k, v in values.items()})
 
 def load_config(path: str | Path | None = None) -> CourseConfig:
@@ -111,7 +108,7 @@ def load_config(path: str | Path | None = None) -> CourseConfig:
         raise ConfigError(f"{path}: unknown section '{sorted(unknown)[0]}'; allowed: {', '.join(sections)}")
     return CourseConfig(**{name: _section(cls, raw.get(name, {}), f"{path.name}:{name}") for name, cls in sections.items()})
 
-# %% ../../nbs/05b_baseline.ipynb #7caa8ded
+# %% ../../nbs/05b_baseline.ipynb #cba06a93
 @dataclass
 class TranslationData:
     "Splits, tokenizers and vocabularies of a translation task."
@@ -140,7 +137,7 @@ def bucketed_loader(dataset: TranslationDataset, batch_size: int, seed: int = 0,
     sampler = BucketBatchSampler(dataset.lengths(), batch_size, shuffle=shuffle, seed=seed)
     return DataLoaderWrapper(DataLoader(dataset, batch_sampler=sampler, collate_fn=collate_translation))
 
-# %% ../../nbs/05b_baseline.ipynb #bcb1658f
+# %% ../../nbs/05b_baseline.ipynb #fa4cf636
 def warmup_cosine(optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
     "Linear warm-up over `warmup_steps`, then cosine decay to 0 at `total_steps`."
     if not 0 <= warmup_steps < total_steps:
@@ -152,7 +149,7 @@ def warmup_cosine(optimizer: torch.optim.Optimizer, warmup_steps: int, total_ste
         return 0.5 * (1 + math.cos(math.pi * progress))
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
-# %% ../../nbs/05b_baseline.ipynb #139cb439
+# %% ../../nbs/05b_baseline.ipynb #8526f2e8
 class Trainer:
     "Single-process training loop for a seq2seq model on `TranslationBatch`es."
     def __init__(self, model: nn.Module, train_loader: DataLoaderWrapper, optimizer: torch.optim.Optimizer,
@@ -198,22 +195,30 @@ class Trainer:
         return self.reduce_mean(total / max(tokens, 1))
 
     def fit(self, max_steps: int, eval_loader=None, eval_every: int = 500, time_budget_s: float | None = None) -> dict:
-        "Train until `max_steps` (or the time budget); returns the history."
+        "Train until `max_steps` or the time budget, evaluating every `eval_every` steps and at the end; returns the history."
+        if len(self.train_loader) == 0:
+            raise ValueError("the training loader yields no batches")
         start = time.time()
+        out_of_time = lambda: time_budget_s is not None and time.time() - start > time_budget_s
         with tqdm(total=max_steps, initial=self.step, disable=not self.is_main, desc="train", mininterval=1.0) as bar:
-            while self.step < max_steps:
+            while self.step < max_steps and not out_of_time():
                 for batch in self.train_loader:
                     loss = self.train_step(batch)
                     self.history["step"].append(self.step); self.history["loss"].append(loss)
                     bar.update(1); bar.set_postfix(loss=f"{loss:.3f}", lr=f"{self.optimizer.param_groups[0]['lr']:.1e}")
-                    if eval_loader is not None and (self.step % eval_every == 0 or self.step == max_steps):
-                        self.history["eval_step"].append(self.step)
-                        self.history["eval_loss"].append(self.evaluate_loss(eval_loader))
-                    if self.step >= max_steps or (time_budget_s and time.time() - start > time_budget_s):
-                        return self.history
+                    if eval_loader is not None and self.step % eval_every == 0:
+                        self._record_eval(eval_loader)
+                    if self.step >= max_steps or out_of_time():
+                        break
+        if eval_loader is not None and self.history["eval_step"][-1:] != [self.step]:
+            self._record_eval(eval_loader)
         return self.history
 
-# %% ../../nbs/05b_baseline.ipynb #2be80683
+    def _record_eval(self, loader) -> None:
+        self.history["eval_step"].append(self.step)
+        self.history["eval_loss"].append(self.evaluate_loss(loader))
+
+# %% ../../nbs/05b_baseline.ipynb #c31cee14
 @torch.no_grad()
 def translate(model: Transformer, sentences: list[str], data: TranslationData, batch_size: int = 256,
               device: str | torch.device = "cpu") -> list[str]:
