@@ -1,5 +1,5 @@
 """The full single-process baseline of chapter 05b: train the translation model from model_config.yaml within a
-time budget, then greedy-decode the whole test split and report exact match and piece-level BLEU.
+time budget, then greedy-decode the whole test split and report exact match, chrF and piece-level BLEU.
 Course target: >= 95% exact match on the test split within 5 minutes of training on a 2-core CPU.
 
     source scripts/env.sh && python bench/translation_baseline.py [--config PATH] [--time-budget 300]
@@ -43,7 +43,7 @@ def main():
     print(f"\ntrained {trainer.step} steps ({trainer.step * t.batch_size / len(data.train):.1f} epochs) in {train_s:.0f} s; "
           f"valid loss by step: " + ", ".join(f"{s}: {l:.3f}" for s, l in zip(history["eval_step"], history["eval_loss"])))
     print(f"test split ({len(hyps)} pairs, greedy, decoded in {time.time() - start:.0f} s): "
-          f"exact match {scores['exact_match']:.2%}, piece-level BLEU {scores['bleu']:.2f}")
+          f"exact match {scores['exact_match']:.2%}, chrF {scores['chrf']:.2f}, piece-level BLEU {scores['bleu']:.2f}")
     print(f"target: >= 95% exact match within 300 s of training -> "
           f"{'met' if scores['exact_match'] >= 0.95 and train_s <= 300 else 'NOT met'}")
 

@@ -34,3 +34,18 @@ def test_a_run_keeps_its_executed_notebook_and_never_overwrites(run_script, tmp_
     code = [c for c in nb["cells"] if c["cell_type"] == "code"]
     assert all(c.get("execution_count") for c in code), "every code cell was executed"
     assert any("ValueError:" in "".join(o.get("text", "")) for c in code for o in c["outputs"])
+
+
+def test_a_failing_chapter_exits_non_zero_and_keeps_its_notebook_and_log(run_script, tmp_path):
+    # max_steps 0 trains nothing, so the chapter's own assert on the validation loss fails.
+    r = run_script("scripts/run_chapter.sh", "05b_baseline", "-p", "max_steps", "0",
+                   env={"TORCH_HANDLE_RUNS": str(tmp_path)})
+    assert r.returncode != 0
+    assert "AssertionError" in r.stderr
+    log = re.search(r"full log: (\S+)", r.stderr).group(1)
+    run_dir = tmp_path / "05b_baseline"
+    (out,) = run_dir.iterdir()
+    assert log == str(out / "05b_baseline.log")
+    nb = json.loads((out / "05b_baseline.ipynb").read_text())
+    injected = [c for c in nb["cells"] if "injected-parameters" in c["metadata"].get("tags", [])]
+    assert injected and "max_steps = 0" in "".join(injected[0]["source"])

@@ -5,13 +5,13 @@
 # %% auto #0
 __all__ = ['DataLoaderWrapper', 'create_distributed_dataloader']
 
-# %% ../../nbs/05a_distributed_loading.ipynb #bdceb566
+# %% ../../nbs/05a_distributed_loading.ipynb #414310ec
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from .dataset import collate_translation
 
-# %% ../../nbs/05a_distributed_loading.ipynb #6221a977
+# %% ../../nbs/05a_distributed_loading.ipynb #7a024163
 class DataLoaderWrapper:
     "A DataLoader whose every iteration is a new epoch: it calls `set_epoch(epoch)` on its sampler first."
     def __init__(self, loader: DataLoader, epoch: int = 0):
@@ -34,7 +34,7 @@ class DataLoaderWrapper:
     def __len__(self):
         return len(self.loader)
 
-# %% ../../nbs/05a_distributed_loading.ipynb #0ae2ab51
+# %% ../../nbs/05a_distributed_loading.ipynb #05b01eec
 def create_distributed_dataloader(dataset: Dataset, batch_size: int, rank: int | None = None,
                                   world_size: int | None = None, shuffle: bool = True, seed: int = 0,
                                   drop_last: bool = False, collate_fn=collate_translation, num_workers: int = 0,

@@ -8,7 +8,7 @@ __all__ = ['GERMAN_NUMBER_PIECES', 'SPECIALS', 'PAD_ID', 'BOS_ID', 'EOS_ID', 'UN
            'Vocabulary', 'create_vocabulary', 'TranslationDataset', 'TranslationBatch', 'collate_translation',
            'BucketBatchSampler', 'padding_fraction']
 
-# %% ../../nbs/05_data.ipynb #f12eeb1b
+# %% ../../nbs/05_data.ipynb #bd78d101
 import gzip
 import json
 import random
@@ -21,7 +21,7 @@ import torch
 from num2words import num2words
 from torch.utils.data import Dataset, Sampler
 
-# %% ../../nbs/05_data.ipynb #8c490134
+# %% ../../nbs/05_data.ipynb #93031ce1
 class CorpusError(ValueError):
     "A corpus file is missing, empty, misaligned or malformed; the message names the file (and line)."
 
@@ -48,7 +48,7 @@ def read_lines(path: str | Path) -> list[str]:
         raise CorpusError(f"corpus file is empty: {path}")
     return lines
 
-# %% ../../nbs/05_data.ipynb #efb1aae8
+# %% ../../nbs/05_data.ipynb #ac7d83ec
 def _check_pair(src: str, tgt: str) -> str | None:
     "Why a (source, target) pair is malformed, or None."
     if not src.strip(): return "empty source side"
@@ -87,15 +87,16 @@ def load_parallel_corpus(path: str | Path, tgt_path: str | Path | None = None, o
         raise CorpusError(f"no usable sentence pairs in {path}" + (f" and {tgt_path}" if tgt_path else ""))
     return ParallelCorpus(pairs, skipped)
 
-# %% ../../nbs/05_data.ipynb #7d637307
+# %% ../../nbs/05_data.ipynb #34c5a4dd
 def make_number_corpus(n_pairs: int = 30_000, seed: int = 0, max_number: int = 10_000_000) -> list[tuple[str, str]]:
-    "`n_pairs` distinct (English, German) spellings of numbers in [0, max_number), drawn log-uniformly; deterministic."
-    if n_pairs > max_number:
+    "`n_pairs` distinct (English, German) spellings of numbers in [0, max_number), digit counts uniform; deterministic."
+    if not 0 < n_pairs <= max_number:
         raise ValueError(f"cannot draw {n_pairs} distinct numbers below {max_number}")
     rng, numbers, top = random.Random(seed), set(), len(str(max_number - 1))
     while len(numbers) < n_pairs:
-        n = int(10 ** rng.uniform(0, top)) - 1
-        if n < max_number: numbers.add(n)
+        digits = rng.randint(1, top)
+        low = 0 if digits == 1 else 10 ** (digits - 1)
+        numbers.add(rng.randrange(low, min(10 ** digits, max_number)))
     order = sorted(numbers)
     rng.shuffle(order)
     return [(num2words(n, lang="en"), num2words(n, lang="de")) for n in order]
@@ -116,7 +117,7 @@ def split_corpus(pairs: list, valid: float = 0.05, test: float = 0.05, seed: int
     n_valid, n_test = int(len(unique) * valid), int(len(unique) * test)
     return unique[n_valid + n_test:], unique[:n_valid], unique[n_valid:n_valid + n_test]
 
-# %% ../../nbs/05_data.ipynb #f78dbeda
+# %% ../../nbs/05_data.ipynb #4da71caa
 GERMAN_NUMBER_PIECES = ["null", "eins", "ein", "eine", "zwei", "drei", "vier", "fünf", "sechs", "sieben", "acht", "neun",
                         "zehn", "elf", "zwölf", "sech", "sieb", "zwanzig", "dreißig", "vierzig", "fünfzig", "sechzig",
                         "siebzig", "achtzig", "neunzig", "und", "hundert", "tausend", "Million", "Millionen"]
@@ -138,7 +139,7 @@ class Tokenizer:
     def detokenize(pieces: list[str]) -> str:
         return "".join(pieces).replace("▁", " ").strip()
 
-# %% ../../nbs/05_data.ipynb #ace87d40
+# %% ../../nbs/05_data.ipynb #c4e5a4c5
 SPECIALS = ["<pad>", "<bos>", "<eos>", "<unk>"]
 PAD_ID, BOS_ID, EOS_ID, UNK_ID = range(4)
 
@@ -188,7 +189,7 @@ def create_vocabulary(piece_lists, min_freq: int = 1, max_size: int | None = Non
         ranked = ranked[:max_size - len(SPECIALS)]
     return Vocabulary(SPECIALS + ranked)
 
-# %% ../../nbs/05_data.ipynb #bdd2bf1c
+# %% ../../nbs/05_data.ipynb #99d536a9
 class TranslationDataset(Dataset):
     "Pairs encoded once: source = ids + <eos>, target = <bos> + ids + <eos>, as LongTensors."
     def __init__(self, pairs, src_tokenizer: Tokenizer, tgt_tokenizer: Tokenizer, src_vocab: Vocabulary,
@@ -232,7 +233,7 @@ def collate_translation(examples) -> TranslationBatch:
     src, tgt = pad([s for s, _ in examples]), pad([t for _, t in examples])
     return TranslationBatch(src, tgt[:, :-1], tgt[:, 1:])
 
-# %% ../../nbs/05_data.ipynb #2aefddd1
+# %% ../../nbs/05_data.ipynb #b78bbebf
 class BucketBatchSampler(Sampler):
     "Batches of indices with similar `lengths`: shuffle, sort within chunks of `batch_size × bucket_factor`, shuffle batches."
     def __init__(self, lengths: list[int], batch_size: int, bucket_factor: int = 50, shuffle: bool = True, seed: int = 0):
@@ -260,7 +261,7 @@ class BucketBatchSampler(Sampler):
         full, rest = divmod(len(self.lengths), chunk)
         return full * -(-chunk // self.batch_size) + -(-rest // self.batch_size)
 
-# %% ../../nbs/05_data.ipynb #ff84f30d
+# %% ../../nbs/05_data.ipynb #b1c871ed
 def padding_fraction(batches, lengths: list[int]) -> float:
     "Share of padded positions when each batch is padded to its longest member."
     padded = real = 0

@@ -8,14 +8,14 @@ __all__ = ['MultiHeadAttention', 'ScaledDotProductAttention', 'causal_mask', 'pa
            'TransformerBlock', 'Transformer', 'TransformerConfig', 'TransformerDecoder', 'TransformerEncoder',
            'count_parameters']
 
-# %% ../../nbs/04a_model_package.ipynb #5aaea080
+# %% ../../nbs/04a_model_package.ipynb #a5ab8da5
 from .attention import MultiHeadAttention, ScaledDotProductAttention, causal_mask, padding_mask
 from .embeddings import PositionalEncoding, TokenEmbedding, TransformerEmbedding
 from .layers import PositionwiseFeedForward, ResidualConnection, TransformerBlock
 from .transformer import Transformer, TransformerConfig, TransformerDecoder, TransformerEncoder
 from .transformer import count_parameters
 
-# %% ../../nbs/04a_model_package.ipynb #efb236d7
+# %% ../../nbs/04a_model_package.ipynb #62d35b0d
 _all_ = ["MultiHeadAttention", "ScaledDotProductAttention", "causal_mask", "padding_mask", "PositionalEncoding",
          "TokenEmbedding", "TransformerEmbedding", "PositionwiseFeedForward", "ResidualConnection", "TransformerBlock",
          "Transformer", "TransformerConfig", "TransformerDecoder", "TransformerEncoder", "count_parameters"]

@@ -6,14 +6,14 @@
 __all__ = ['padding_mask', 'causal_mask', 'check_mask', 'scaled_dot_product_attention', 'ScaledDotProductAttention',
            'MultiHeadAttention', 'copy_to_torch_mha']
 
-# %% ../../nbs/02_attention.ipynb #169bcea6
+# %% ../../nbs/02_attention.ipynb #915feae2
 import math
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-# %% ../../nbs/02_attention.ipynb #6254a425
+# %% ../../nbs/02_attention.ipynb #60608bfc
 def padding_mask(tokens: torch.Tensor, pad_id: int = 0) -> torch.Tensor:
     "`(batch, seq)` ids → `(batch, 1, 1, seq)` mask, True where the key is a real token."
     return (tokens != pad_id)[:, None, None, :]
@@ -22,7 +22,7 @@ def causal_mask(seq_len: int, device: torch.device | str | None = None) -> torch
     "`(1, 1, seq, seq)` mask, True where key position ≤ query position."
     return torch.ones(seq_len, seq_len, dtype=torch.bool, device=device).tril()[None, None]
 
-# %% ../../nbs/02_attention.ipynb #890b5845
+# %% ../../nbs/02_attention.ipynb #5b3f5a6b
 def check_mask(mask: torch.Tensor, expected: tuple[int, ...]) -> None:
     "Raise a ValueError unless `mask` is boolean and broadcasts to `expected` = (batch, heads, q_len, k_len)."
     if mask.dtype != torch.bool:
@@ -43,7 +43,7 @@ def scaled_dot_product_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tens
         weights = F.dropout(weights, p=dropout_p)
     return weights @ v, weights
 
-# %% ../../nbs/02_attention.ipynb #5152b2e1
+# %% ../../nbs/02_attention.ipynb #f9d4416c
 class ScaledDotProductAttention(nn.Module):
     "Attention over `(batch, heads, len, d)` tensors; `fused=True` uses `F.scaled_dot_product_attention`."
     def __init__(self, dropout: float = 0.0, fused: bool = True):
@@ -59,7 +59,7 @@ class ScaledDotProductAttention(nn.Module):
         out, weights = scaled_dot_product_attention(q, k, v, mask, dropout_p)
         return (out, weights) if need_weights else out
 
-# %% ../../nbs/02_attention.ipynb #117fd4c9
+# %% ../../nbs/02_attention.ipynb #27ebddf5
 class MultiHeadAttention(nn.Module):
     "Multi-head attention on `(batch, len, d_model)` inputs; the mask is True where a query may attend a key."
     def __init__(self, d_model: int, n_heads: int, dropout: float = 0.0, bias: bool = True, fused: bool = True):
@@ -88,7 +88,7 @@ class MultiHeadAttention(nn.Module):
         out = self.out_proj(out.transpose(1, 2).reshape(query.size(0), query.size(1), self.d_model))
         return (out, weights) if need_weights else out
 
-# %% ../../nbs/02_attention.ipynb #2733a1cb
+# %% ../../nbs/02_attention.ipynb #252d822a
 def copy_to_torch_mha(ours: MultiHeadAttention, theirs: nn.MultiheadAttention) -> None:
     "Copy our Q/K/V/output projections into an `nn.MultiheadAttention` (in_proj stacked as Q, K, V)."
     with torch.no_grad():

@@ -5,13 +5,13 @@
 # %% auto #0
 __all__ = ['TokenEmbedding', 'sinusoidal_table', 'PositionalEncoding', 'offset_rotation', 'TransformerEmbedding']
 
-# %% ../../nbs/01_embeddings.ipynb #57366a0c
+# %% ../../nbs/01_embeddings.ipynb #ffdb807a
 import math
 
 import torch
 from torch import nn
 
-# %% ../../nbs/01_embeddings.ipynb #2d96e2a5
+# %% ../../nbs/01_embeddings.ipynb #e0324af6
 class TokenEmbedding(nn.Module):
     "Token ids `(batch, seq)` → vectors `(batch, seq, d_model)`, scaled by √d_model; `padding_idx` maps to zeros."
     def __init__(self, vocab_size: int, d_model: int, padding_idx: int | None = 0):
@@ -26,7 +26,7 @@ class TokenEmbedding(nn.Module):
                              f"got min {int(tokens.min())}, max {int(tokens.max())}")
         return self.embedding(tokens) * self.scale
 
-# %% ../../nbs/01_embeddings.ipynb #dc6161e8
+# %% ../../nbs/01_embeddings.ipynb #868b159c
 def sinusoidal_table(max_len: int, d_model: int) -> torch.Tensor:
     "The `(max_len, d_model)` table of Vaswani et al. §3.5: sin on even dimensions, cos on odd ones."
     position = torch.arange(max_len, dtype=torch.float64).unsqueeze(1)               # (max_len, 1)
@@ -49,7 +49,7 @@ class PositionalEncoding(nn.Module):
             raise ValueError(f"sequence length {seq_len} exceeds the positional encoding's max_len={self.max_len}")
         return x + self.pe[:seq_len].to(x.dtype)
 
-# %% ../../nbs/01_embeddings.ipynb #48c0ada3
+# %% ../../nbs/01_embeddings.ipynb #30a4989b
 def offset_rotation(k: int, d_model: int) -> torch.Tensor:
     "The `(d_model, d_model)` block-diagonal rotation with `M @ PE[pos] == PE[pos + k]` for every pos (even d_model)."
     omega = torch.exp(torch.arange(0, d_model, 2, dtype=torch.float64) * (-math.log(10000.0) / d_model))
@@ -59,7 +59,7 @@ def offset_rotation(k: int, d_model: int) -> torch.Tensor:
     m[1::2, 0::2] = torch.diag(-s); m[1::2, 1::2] = torch.diag(c)   # cos(a+b) = cos a cos b - sin a sin b
     return m
 
-# %% ../../nbs/01_embeddings.ipynb #4eae78f7
+# %% ../../nbs/01_embeddings.ipynb #9b2ef551
 class TransformerEmbedding(nn.Module):
     "Token embedding × √d_model + sinusoidal position, then dropout: `(batch, seq)` ids → `(batch, seq, d_model)`."
     def __init__(self, vocab_size: int, d_model: int, max_len: int = 5000, dropout: float = 0.1,

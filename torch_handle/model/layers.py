@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['ACTIVATIONS', 'PositionwiseFeedForward', 'ResidualConnection', 'TransformerBlock', 'copy_block_to_torch']
 
-# %% ../../nbs/03_layers.ipynb #79328c7a
+# %% ../../nbs/03_layers.ipynb #e043ce2d
 from typing import Callable
 
 import torch
@@ -14,7 +14,7 @@ from torch import nn
 
 from .attention import MultiHeadAttention, copy_to_torch_mha
 
-# %% ../../nbs/03_layers.ipynb #a6b00435
+# %% ../../nbs/03_layers.ipynb #8bd23288
 ACTIVATIONS = {"relu": F.relu, "gelu": F.gelu}
 
 class PositionwiseFeedForward(nn.Module):
@@ -29,7 +29,7 @@ class PositionwiseFeedForward(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.linear2(self.dropout(self.activation(self.linear1(x))))
 
-# %% ../../nbs/03_layers.ipynb #fec728d8
+# %% ../../nbs/03_layers.ipynb #3598c24b
 class ResidualConnection(nn.Module):
     "`x + dropout(f(x))` with a LayerNorm before `f` (norm_first) or after the sum (post-norm)."
     def __init__(self, d_model: int, dropout: float = 0.1, norm_first: bool = False):
@@ -41,7 +41,7 @@ class ResidualConnection(nn.Module):
             return x + self.dropout(sublayer(self.norm(x)))
         return self.norm(x + self.dropout(sublayer(x)))
 
-# %% ../../nbs/03_layers.ipynb #2b4bdf41
+# %% ../../nbs/03_layers.ipynb #acae3008
 class TransformerBlock(nn.Module):
     "Encoder block (self-attention, FFN) or, with `cross_attention=True`, decoder block (+ attention to `memory`)."
     def __init__(self, d_model: int, n_heads: int, d_ff: int, dropout: float = 0.1, cross_attention: bool = False,
@@ -66,7 +66,7 @@ class TransformerBlock(nn.Module):
             x = self.cross_attn_residual(x, lambda h: self.cross_attn(h, memory, memory, memory_mask))
         return self.ffn_residual(x, self.ffn)
 
-# %% ../../nbs/03_layers.ipynb #e0d88abf
+# %% ../../nbs/03_layers.ipynb #dacc0a1a
 def copy_block_to_torch(block: TransformerBlock, layer: nn.TransformerEncoderLayer | nn.TransformerDecoderLayer) -> None:
     "Copy a `TransformerBlock`'s weights into the matching `nn.TransformerEncoderLayer`/`DecoderLayer`."
     copy_to_torch_mha(block.self_attn, layer.self_attn)

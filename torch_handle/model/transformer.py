@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['TransformerEncoder', 'TransformerDecoder', 'TransformerConfig', 'Transformer', 'count_parameters']
 
-# %% ../../nbs/04_transformer.ipynb #8f9913bf
+# %% ../../nbs/04_transformer.ipynb #295c7c7f
 from dataclasses import asdict, dataclass
 
 import torch
@@ -15,7 +15,7 @@ from .attention import causal_mask, padding_mask
 from .embeddings import TransformerEmbedding
 from .layers import TransformerBlock
 
-# %% ../../nbs/04_transformer.ipynb #d1c4f282
+# %% ../../nbs/04_transformer.ipynb #21ce414e
 class TransformerEncoder(nn.Module):
     "`n_layers` self-attention blocks, then a LayerNorm (default: only for pre-norm)."
     def __init__(self, n_layers: int, d_model: int, n_heads: int, d_ff: int, dropout: float = 0.1,
@@ -45,7 +45,7 @@ class TransformerDecoder(nn.Module):
             x = layer(x, mask, memory, memory_mask)
         return self.norm(x)
 
-# %% ../../nbs/04_transformer.ipynb #bc699a8b
+# %% ../../nbs/04_transformer.ipynb #07f59c7a
 @dataclass
 class TransformerConfig:
     "Sizes of an encoder-decoder `Transformer`; validated on creation."
@@ -105,7 +105,7 @@ class TransformerConfig:
         "Matmul FLOPs of forward + backward over one (source, target) pair: 3 × forward."
         return 3 * self.forward_flops(src_len, tgt_len)
 
-# %% ../../nbs/04_transformer.ipynb #6ac39641
+# %% ../../nbs/04_transformer.ipynb #fc53b039
 class Transformer(nn.Module):
     "Encoder-decoder Transformer (Vaswani et al. 2017): `(src, tgt)` token ids → target-vocabulary logits."
     def __init__(self, config: TransformerConfig):
@@ -166,7 +166,7 @@ class Transformer(nn.Module):
                 break
         return ys
 
-# %% ../../nbs/04_transformer.ipynb #78fe16f4
+# %% ../../nbs/04_transformer.ipynb #5f5ab97d
 def count_parameters(model: nn.Module) -> int:
     "Number of parameters, each shared tensor counted once."
     return sum(p.numel() for p in model.parameters())

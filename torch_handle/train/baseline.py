@@ -7,7 +7,7 @@ __all__ = ['DEFAULT_CONFIG', 'ModelSection', 'DataSection', 'TrainingSection', '
            'TranslationData', 'build_number_data', 'bucketed_loader', 'warmup_cosine', 'Trainer', 'translate',
            'translation_scores']
 
-# %% ../../nbs/05b_baseline.ipynb #cdeb1b55
+# %% ../../nbs/05b_baseline.ipynb #2e8e018c
 import importlib.resources
 import math
 import time
@@ -29,7 +29,7 @@ from ..data.dataset import (BOS_ID, EOS_ID, GERMAN_NUMBER_PIECES, PAD_ID, Bucket
                                        write_tsv)
 from ..model import Transformer, TransformerConfig
 
-# %% ../../nbs/05b_baseline.ipynb #ae9e8b9f
+# %% ../../nbs/05b_baseline.ipynb #5334a944
 DEFAULT_CONFIG = Path(str(importlib.resources.files("torch_handle") / "config" / "model_config.yaml"))
 
 # The model section accepts exactly TransformerConfig's fields, less what the data decides.
@@ -66,7 +66,7 @@ class CourseConfig:
         "The model's `TransformerConfig`, once the vocabulary sizes are known."
         return TransformerConfig(src_vocab_size, tgt_vocab_size, pad_id=PAD_ID, **asdict(self.model))
 
-# %% ../../nbs/05b_baseline.ipynb #f7951d4a
+# %% ../../nbs/05b_baseline.ipynb #1c648f65
 class ConfigError(ValueError):
     "A configuration file has an unknown key or a value of the wrong type; the message names both."
 
@@ -108,7 +108,7 @@ def load_config(path: str | Path | None = None) -> CourseConfig:
         raise ConfigError(f"{path}: unknown section '{sorted(unknown)[0]}'; allowed: {', '.join(sections)}")
     return CourseConfig(**{name: _section(cls, raw.get(name, {}), f"{path.name}:{name}") for name, cls in sections.items()})
 
-# %% ../../nbs/05b_baseline.ipynb #cba06a93
+# %% ../../nbs/05b_baseline.ipynb #d882a70c
 @dataclass
 class TranslationData:
     "Splits, tokenizers and vocabularies of a translation task."
@@ -137,7 +137,7 @@ def bucketed_loader(dataset: TranslationDataset, batch_size: int, seed: int = 0,
     sampler = BucketBatchSampler(dataset.lengths(), batch_size, shuffle=shuffle, seed=seed)
     return DataLoaderWrapper(DataLoader(dataset, batch_sampler=sampler, collate_fn=collate_translation))
 
-# %% ../../nbs/05b_baseline.ipynb #fa4cf636
+# %% ../../nbs/05b_baseline.ipynb #3e59d267
 def warmup_cosine(optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
     "Linear warm-up over `warmup_steps`, then cosine decay to 0 at `total_steps`."
     if not 0 <= warmup_steps < total_steps:
@@ -149,7 +149,7 @@ def warmup_cosine(optimizer: torch.optim.Optimizer, warmup_steps: int, total_ste
         return 0.5 * (1 + math.cos(math.pi * progress))
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
-# %% ../../nbs/05b_baseline.ipynb #8526f2e8
+# %% ../../nbs/05b_baseline.ipynb #ff299973
 class Trainer:
     "Single-process training loop for a seq2seq model on `TranslationBatch`es."
     def __init__(self, model: nn.Module, train_loader: DataLoaderWrapper, optimizer: torch.optim.Optimizer,
@@ -162,9 +162,9 @@ class Trainer:
 
     is_main = True                                      # the process that logs (rank 0 under DDP)
 
-    def reduce_mean(self, value: float) -> float:
-        "The mean of `value` over processes: one process here."
-        return value
+    def reduce_sum(self, values: list[float]) -> list[float]:
+        "Each of `values` summed over processes: one process here."
+        return values
 
     def compute_loss(self, batch: TranslationBatch) -> torch.Tensor:
         logits = self.model(batch.src, batch.tgt_in)
@@ -192,7 +192,8 @@ class Trainer:
             batch = batch.to(self.device)
             total += self.compute_loss(batch).item() * batch.n_tokens
             tokens += batch.n_tokens
-        return self.reduce_mean(total / max(tokens, 1))
+        total, tokens = self.reduce_sum([total, tokens])       # sums over ranks, then divide: token-weighted
+        return total / max(tokens, 1)
 
     def fit(self, max_steps: int, eval_loader=None, eval_every: int = 500, time_budget_s: float | None = None) -> dict:
         "Train until `max_steps` or the time budget, evaluating every `eval_every` steps and at the end; returns the history."
@@ -218,7 +219,7 @@ class Trainer:
         self.history["eval_step"].append(self.step)
         self.history["eval_loss"].append(self.evaluate_loss(loader))
 
-# %% ../../nbs/05b_baseline.ipynb #c31cee14
+# %% ../../nbs/05b_baseline.ipynb #dafdad5a
 @torch.no_grad()
 def translate(model: Transformer, sentences: list[str], data: TranslationData, batch_size: int = 256,
               device: str | torch.device = "cpu") -> list[str]:
@@ -234,10 +235,10 @@ def translate(model: Transformer, sentences: list[str], data: TranslationData, b
     return out
 
 def translation_scores(hypotheses: list[str], references: list[str], tokenizer: Tokenizer) -> dict:
-    "Exact-match rate, and corpus BLEU (sacrebleu) over the `tokenizer`'s pieces."
+    "Exact-match rate, corpus BLEU over the `tokenizer`'s pieces (a diagnostic), and chrF on the text (sacrebleu)."
     if len(hypotheses) != len(references):
         raise ValueError(f"{len(hypotheses)} hypotheses for {len(references)} references")
     exact = sum(h == r for h, r in zip(hypotheses, references)) / max(len(references), 1)
     pieces = lambda texts: [" ".join(tokenizer.tokenize(t)) for t in texts]
     bleu = sacrebleu.corpus_bleu(pieces(hypotheses), [pieces(references)], tokenize="none")
-    return {"exact_match": exact, "bleu": bleu.score}
+    return {"exact_match": exact, "bleu": bleu.score, "chrf": sacrebleu.corpus_chrf(hypotheses, [references]).score}
