@@ -1,28 +1,60 @@
 #!/usr/bin/env bash
-# Run one chapter of the course, top to bottom, and keep the executed notebook.
-#   bash scripts/run_chapter.sh NAME [-p KEY VALUE ...]
-# NAME is a notebook in nbs/, with or without .ipynb (e.g. 04_transformer).
-# -p passes a papermill parameter to the notebook's `parameters` cell.
-# The executed notebook goes to runs/NAME/<timestamp>/NAME.ipynb (TORCH_HANDLE_RUNS overrides runs/).
+# Run one chapter of the course, top to bottom, and keep the executed notebook(s).
+#
+#   bash scripts/run_chapter.sh NAME [--gpus N] [--nproc N] [--launcher torchrun|deepspeed]
+#        [--nnodes N --node-rank R --master-addr A --master-port P] [--timeout S] [-p KEY VALUE ...]
+#
+# NAME is a notebook in nbs/, with or without .ipynb (e.g. 04_transformer, 06_ddp).
+# Single-process chapters run in one kernel. Distributed chapters (notebook metadata
+# "torch_handle": {"distributed": true}) run on every rank under torchrun (or the deepspeed
+# launcher), each rank executing the notebook through papermill:
+#   --gpus N     N ranks on N GPUs with NCCL; default: every visible GPU, or CPU ranks with gloo
+#   --gpus 0     force CPU ranks; --nproc N sets their number (default 2)
+#   --timeout S  a cell running longer than S seconds fails its rank (default 900)
+#   -p KEY VALUE a papermill parameter for the notebook's `parameters` cell
+# Outputs go to runs/NAME/<timestamp>/ (TORCH_HANDLE_RUNS overrides runs/): NAME.ipynb, or
+# NAME.rank{r}.ipynb with per-rank logs and status; a chapter may add metrics.json there.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+NBS="${TORCH_HANDLE_NBS:-$ROOT/nbs}"
 
-chapters() { (cd "$ROOT/nbs" && ls [0-9][0-9]*.ipynb | sed 's/\.ipynb$//'); }
-usage() { echo "usage: bash scripts/run_chapter.sh NAME [-p KEY VALUE ...]" >&2; echo "chapters:" >&2; chapters | sed 's/^/  /' >&2; exit 2; }
+chapters() { (cd "$NBS" && ls [0-9][0-9]*.ipynb | sed 's/\.ipynb$//'); }
+usage() {
+  sed -n '4,5p' "${BASH_SOURCE[0]}" | sed 's/^# */usage: /;2s/usage: /       /' >&2
+  echo "chapters:" >&2; chapters | sed 's/^/  /' >&2; exit 2
+}
+fail() { echo "error: $*" >&2; exit 2; }
+int() { [[ "$2" =~ ^[0-9]+$ ]] || fail "$1 needs a non-negative integer, got '$2'"; }
 
-[[ $# -ge 1 ]] || usage
+[[ $# -ge 1 && "$1" != -* ]] || usage
 name="${1%.ipynb}"; shift
-if [[ ! -f "$ROOT/nbs/$name.ipynb" || "$name" == */* ]]; then
-  echo "error: no chapter named '$name'" >&2; usage
-fi
-params=()
+[[ "$name" != */* && -f "$NBS/$name.ipynb" ]] || { echo "error: no chapter named '$name'" >&2; usage; }
+gpus="" nproc="" launcher=torchrun nnodes=1 node_rank=0 master_addr="" master_port="" timeout=900 params=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
-    -p) [[ $# -ge 3 ]] || { echo "error: -p needs KEY and VALUE" >&2; exit 2; }
-        params+=(-p "$2" "$3"); shift 3 ;;
+    -p) [[ $# -ge 3 ]] || fail "-p needs KEY and VALUE"; params+=("$2" "$3"); shift 3; continue ;;
+    --gpus|--nproc|--nnodes|--node-rank|--master-port|--timeout) [[ $# -ge 2 ]] || fail "$1 needs a value"; int "$1" "$2" ;;
+    --launcher|--master-addr) [[ $# -ge 2 ]] || fail "$1 needs a value" ;;
     *) echo "error: unknown argument '$1'" >&2; usage ;;
   esac
+  case "$1" in
+    --gpus) gpus=$2 ;; --nproc) nproc=$2 ;; --nnodes) nnodes=$2 ;; --node-rank) node_rank=$2 ;;
+    --master-port) master_port=$2 ;; --timeout) timeout=$2 ;; --master-addr) master_addr=$2 ;;
+    --launcher) [[ "$2" == torchrun || "$2" == deepspeed ]] || fail "--launcher is torchrun or deepspeed, got '$2'"
+                launcher=$2 ;;
+  esac
+  shift 2
 done
+[[ "$nnodes" -ge 1 ]] || fail "--nnodes must be at least 1"
+[[ "$node_rank" -lt "$nnodes" ]] || fail "--node-rank $node_rank is outside --nnodes $nnodes"
+[[ "$nnodes" -eq 1 || -n "$master_addr" ]] || fail "--nnodes $nnodes needs --master-addr (and --master-port)"
+
+visible=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU' || true)
+if [[ -n "$gpus" && "$gpus" -gt "$visible" ]]; then
+  fail "asked for --gpus $gpus but $visible GPU(s) are visible"
+fi
+gpus=${gpus:-$visible}
+[[ "$gpus" -eq 0 || -z "$nproc" || "$nproc" -eq "$gpus" ]] || fail "--nproc $nproc contradicts --gpus $gpus (one rank per GPU)"
 
 # shellcheck source=scripts/env.sh
 source "$ROOT/scripts/env.sh"
@@ -30,11 +62,62 @@ base="${TORCH_HANDLE_RUNS:-$ROOT/runs}/$name/$(date +%Y%m%d-%H%M%S)"
 mkdir -p "$(dirname "$base")"
 out="$base"; n=1
 while ! mkdir "$out" 2>/dev/null; do                       # never reuse a run folder
-  [[ -e "$out" ]] || { echo "error: cannot create $out" >&2; exit 1; }
+  [[ -e "$out" ]] || fail "cannot create $out"
   out="$base-$((n++))"
 done
-echo "[run] $name → $out" >&2
-papermill --cwd "$ROOT/nbs" --log-output --no-progress-bar "${params[@]}" \
-  "$ROOT/nbs/$name.ipynb" "$out/$name.ipynb" >"$out/$name.log" 2>&1 \
-  || { tail -n 30 "$out/$name.log" >&2; echo "error: $name failed; full log: $out/$name.log" >&2; exit 1; }
-echo "executed notebook: $out/$name.ipynb"
+
+distributed=$(python -c 'import json,sys; m=json.load(open(sys.argv[1]))["metadata"]; print(int(bool(m.get("torch_handle",{}).get("distributed"))))' "$NBS/$name.ipynb")
+if [[ "$distributed" == 0 ]]; then
+  echo "[run] $name (single process) → $out" >&2
+  pm_params=(); for ((i = 0; i < ${#params[@]}; i += 2)); do pm_params+=(-p "${params[i]}" "${params[i+1]}"); done
+  papermill --cwd "$NBS" --log-output --no-progress-bar --execution-timeout "$timeout" "${pm_params[@]}" \
+    "$NBS/$name.ipynb" "$out/$name.ipynb" >"$out/$name.log" 2>&1 \
+    || { tail -n 30 "$out/$name.log" >&2; echo "error: $name failed; full log: $out/$name.log" >&2; exit 1; }
+  echo "executed notebook: $out/$name.ipynb"
+  exit 0
+fi
+
+if [[ "$gpus" -gt 0 ]]; then
+  nproc=$gpus; export TORCH_HANDLE_BACKEND=nccl
+else
+  nproc=${nproc:-2}; export TORCH_HANDLE_BACKEND=gloo
+  [[ "$nproc" -ge 1 ]] || fail "--nproc must be at least 1"
+  export OMP_NUM_THREADS=$(( $(nproc) / nproc > 0 ? $(nproc) / nproc : 1 ))   # two 2-thread ranks on 2 cores thrash
+fi
+rank_args=(--notebook "$NBS/$name.ipynb" --out "$out" --cwd "$NBS" --timeout "$timeout")
+for ((i = 0; i < ${#params[@]}; i += 2)); do rank_args+=(--param "${params[i]}" "${params[i+1]}"); done
+runner="$ROOT/scripts/run_notebook_rank.py"
+if [[ "$launcher" == deepspeed ]]; then
+  free_port=$(python -c 'import socket; s=socket.socket(); s.bind(("", 0)); print(s.getsockname()[1])')
+  cmd=(deepspeed --num_nodes "$nnodes" --num_gpus "$nproc" --master_port "${master_port:-$free_port}")
+  [[ -n "$master_addr" ]] && cmd+=(--master_addr "$master_addr")
+  [[ "$nnodes" -gt 1 ]] && cmd+=(--node_rank "$node_rank")
+  cmd+=(--enable_each_rank_log "$out/logs" "$runner" "${rank_args[@]}")
+else
+  cmd=(torchrun --nproc-per-node "$nproc" --log-dir "$out/logs" --tee 3 --max-restarts 0)
+  if [[ "$nnodes" -eq 1 && -z "$master_addr" ]]; then cmd+=(--standalone)
+  else cmd+=(--nnodes "$nnodes" --node-rank "$node_rank" --rdzv-backend c10d
+             --rdzv-endpoint "$master_addr:${master_port:-29500}" --rdzv-id "torch-handle-$name"); fi
+  cmd+=("$runner" "${rank_args[@]}")
+fi
+echo "[run] $name on $nproc ${TORCH_HANDLE_BACKEND} rank(s) per node ($launcher) → $out" >&2
+set +e
+"${cmd[@]}" >"$out/launcher.log" 2>&1
+rc=$?
+set -e
+if [[ $rc -ne 0 ]]; then
+  python - "$out" >&2 <<'EOF'
+import json, sys
+from pathlib import Path
+statuses = [json.loads(p.read_text()) for p in sorted(Path(sys.argv[1]).glob("status.rank*.json"))]
+first = [s for s in statuses if not s["ok"] and "signal" not in s.get("error", "")] or [s for s in statuses if not s["ok"]]
+for s in first[:1] or []:
+    where = f" in cell [{s['cell']}]" if s.get("cell") is not None else ""
+    print(f"error: rank {s['rank']} failed{where} after {s['seconds']} s: {s['error']}")
+if not first:
+    print("error: the launcher failed before any rank reported (see launcher.log)")
+EOF
+  echo "error: $name failed (exit $rc); logs: $out/launcher.log, $out/logs/" >&2
+  exit 1
+fi
+echo "executed notebook (rank 0): $out/$name.rank0.ipynb"

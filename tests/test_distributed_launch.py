@@ -1,0 +1,91 @@
+"""run_chapter.sh on distributed chapters: every rank runs the notebook under torchrun on CPU (gloo); a rank
+that raises or hangs ends the whole job non-zero, in time, naming the rank and the cell, leaving no process."""
+import json
+import re
+import subprocess
+import time
+
+import nbformat
+import pytest
+
+SETUP = """import os, time
+import torch, torch.distributed as dist
+dist.init_process_group(os.environ["TORCH_HANDLE_BACKEND"])
+rank, world = dist.get_rank(), dist.get_world_size()"""
+ALL_REDUCE = """t = torch.tensor([float(rank + 1)])
+dist.all_reduce(t)
+assert t.item() == world * (world + 1) / 2, t"""
+
+
+def write_chapter(nbs, name, *cells, parameters=None):
+    nb = nbformat.v4.new_notebook(metadata={"torch_handle": {"distributed": True},
+                                            "kernelspec": {"name": "python3", "display_name": "python3", "language": "python"}})
+    if parameters:
+        nb.cells.append(nbformat.v4.new_code_cell(parameters, metadata={"tags": ["parameters"]}))
+    nb.cells += [nbformat.v4.new_code_cell(c) for c in cells]
+    nbformat.write(nb, nbs / f"{name}.ipynb")
+
+
+@pytest.fixture
+def chapters(tmp_path):
+    nbs = tmp_path / "nbs"
+    nbs.mkdir()
+    write_chapter(nbs, "90_ok", SETUP, ALL_REDUCE,
+                  "open(os.path.join(os.environ['TORCH_HANDLE_RUN_DIR'], f'{greeting}.rank{rank}'), 'w').close()\n"
+                  "dist.destroy_process_group()", parameters="greeting = 'hello'")
+    write_chapter(nbs, "91_raises", SETUP, "if rank == 1:\n    raise RuntimeError('boom on rank 1')", ALL_REDUCE)
+    write_chapter(nbs, "92_hangs", SETUP, "if rank == 1:\n    time.sleep(3600)", ALL_REDUCE)
+    return {"TORCH_HANDLE_NBS": str(nbs), "TORCH_HANDLE_RUNS": str(tmp_path / "runs")}
+
+
+def leftovers(tag: str) -> list[str]:
+    "Processes whose command line mentions `tag` (the rank runners and their kernels)."
+    ps = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout.splitlines()
+    return [line for line in ps if tag in line and "ps -eo" not in line]
+
+
+def test_every_rank_runs_the_notebook(run_script, chapters, tmp_path):
+    r = run_script("scripts/run_chapter.sh", "90_ok", "--gpus", "0", "-p", "greeting", "hi", env=chapters)
+    assert r.returncode == 0, r.stderr[-3000:]
+    rank0 = re.search(r"executed notebook \(rank 0\): (\S+)", r.stdout).group(1)
+    out = tmp_path / "runs" / "90_ok"
+    (run,) = out.iterdir()
+    assert rank0 == str(run / "90_ok.rank0.ipynb")
+    for rank in (0, 1):
+        assert (run / f"90_ok.rank{rank}.ipynb").exists() and (run / f"hi.rank{rank}").exists()
+        assert json.loads((run / f"status.rank{rank}.json").read_text())["ok"]
+    assert (run / "logs").is_dir()
+
+
+@pytest.mark.parametrize("name, extra, message", [
+    ("91_raises", [], r"rank 1 failed in cell \[2\] .*RuntimeError: boom on rank 1"),
+    ("92_hangs", ["--timeout", "10"], r"rank 1 failed in cell \[2\] .*CellTimeoutError"),
+])
+def test_a_failing_or_hanging_rank_ends_the_job(run_script, chapters, tmp_path, name, extra, message):
+    start = time.time()
+    r = run_script("scripts/run_chapter.sh", name, "--nproc", "2", *extra, env=chapters, timeout=240)
+    elapsed = time.time() - start
+    assert r.returncode != 0
+    assert re.search(message, r.stderr), r.stderr[-3000:]
+    assert elapsed < 90, f"took {elapsed:.0f} s"          # kernel start-up (~10 s) + timeout + teardown
+    time.sleep(1)
+    assert not leftovers(str(tmp_path / "runs")), leftovers(str(tmp_path / "runs"))
+    assert not leftovers("th-rank"), leftovers("th-rank")
+
+
+def test_bad_distributed_arguments(run_script, chapters):
+    for args, message in [(["--gpus", "4"], "asked for --gpus 4 but 0 GPU(s) are visible"),
+                          (["--nproc", "two"], "--nproc needs a non-negative integer, got 'two'"),
+                          (["--launcher", "mpirun"], "--launcher is torchrun or deepspeed, got 'mpirun'"),
+                          (["--nnodes", "2"], "--nnodes 2 needs --master-addr"),
+                          (["--nnodes", "2", "--node-rank", "2", "--master-addr", "127.0.0.1"], "--node-rank 2 is outside --nnodes 2")]:
+        r = run_script("scripts/run_chapter.sh", "90_ok", *args, env=chapters)
+        assert r.returncode != 0 and message in r.stderr, (args, r.stderr)
+
+
+def test_the_deepspeed_launcher_runs_every_rank_too(run_script, chapters, tmp_path):
+    r = run_script("scripts/run_chapter.sh", "90_ok", "--launcher", "deepspeed", "-p", "greeting", "ds", env=chapters)
+    assert r.returncode == 0, r.stderr[-3000:]
+    (run,) = (tmp_path / "runs" / "90_ok").iterdir()
+    assert all((run / f"ds.rank{rank}").exists() for rank in (0, 1))
+    assert any((run / "logs").iterdir()), "per-rank logs"
