@@ -7,7 +7,7 @@ the run folder. When the launcher stops this rank (SIGTERM, because another rank
 process group is killed first, so nothing is left behind.
 
     python scripts/run_notebook_rank.py --notebook nbs/06_ddp.ipynb --out runs/06_ddp/T --cwd nbs
-        [--timeout SECONDS] [--param KEY VALUE ...]
+        [--timeout SECONDS] [--param=KEY=VALUE ...]
 """
 import argparse
 import json
@@ -21,6 +21,7 @@ from pathlib import Path
 
 import papermill
 from jupyter_client.manager import AsyncKernelManager
+from papermill.cli import _resolve_type
 from papermill.exceptions import PapermillExecutionError
 
 LIVE_KERNELS: list[AsyncKernelManager] = []
@@ -36,12 +37,12 @@ class IPCKernelManager(AsyncKernelManager):
 
 
 def kill_kernels() -> None:
-    "SIGKILL every kernel this rank started, with its children (each kernel leads its own process group)."
+    "SIGKILL the process group of every kernel this rank started: the kernel and whatever its cells started."
     for km in LIVE_KERNELS:
-        process = getattr(getattr(km, "provisioner", None), "process", None)
-        if process is not None and process.poll() is None:
+        pgid = getattr(getattr(km, "provisioner", None), "pgid", None)   # kept after the kernel exits
+        if pgid:
             try:
-                os.killpg(process.pid, signal.SIGKILL)
+                os.killpg(pgid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
 
@@ -56,12 +57,12 @@ def running_cell(notebook: Path) -> int | None:
     return started[-1].get("execution_count") if started else None
 
 
-def parse_value(text: str):
-    "A parameter's value: JSON when it parses (numbers, true/false, lists), else the string itself."
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
+def parse_param(text: str) -> tuple[str, object]:
+    "`KEY=VALUE`, the value typed as papermill's own `-p` types it (so both run modes agree)."
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key, _resolve_type(value)
 
 
 def main() -> int:
@@ -70,7 +71,8 @@ def main() -> int:
     p.add_argument("--out", required=True, help="the run folder")
     p.add_argument("--cwd", required=True, help="working directory of the kernel")
     p.add_argument("--timeout", type=float, default=None, help="seconds one cell may run before the rank fails")
-    p.add_argument("--param", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"))
+    p.add_argument("--param", type=parse_param, action="append", default=[], metavar="KEY=VALUE",
+                   help="give as --param=KEY=VALUE (one token, so values may start with '-')")
     p.add_argument("--local_rank", type=int, help=argparse.SUPPRESS)    # added by the deepspeed launcher; env has it
     a = p.parse_args()
 
@@ -85,29 +87,41 @@ def main() -> int:
     IPCKernelManager.ipc_prefix = str(private / "kernel")
     start = time.time()
 
+    finished = False
+
     def write_status(**fields):
-        status_file.write_text(json.dumps({"rank": rank, "seconds": round(time.time() - start, 1), **fields}))
+        tmp = status_file.with_suffix(".tmp")                             # atomic: never a half-written file
+        tmp.write_text(json.dumps({"rank": rank, "seconds": round(time.time() - start, 1),
+                                   "finished_at": time.time(), **fields}))
+        tmp.replace(status_file)
 
     def on_signal(signum, _frame):
-        kill_kernels()
-        write_status(ok=False, error=f"stopped by signal {signal.Signals(signum).name} (another rank failed or the job was cancelled)")
-        shutil.rmtree(private, ignore_errors=True)
-        os._exit(128 + signum)
+        try:
+            kill_kernels()
+            if not finished:
+                write_status(ok=False, stopped=True,
+                             error=f"stopped by {signal.Signals(signum).name} (another rank failed or the job was cancelled)")
+            shutil.rmtree(private, ignore_errors=True)
+        finally:
+            os._exit(128 + signum)
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     try:
         papermill.execute_notebook(
-            a.notebook, str(out / f"{name}.rank{rank}.ipynb"), parameters={k: parse_value(v) for k, v in a.param},
+            a.notebook, str(out / f"{name}.rank{rank}.ipynb"), parameters=dict(a.param),
             cwd=a.cwd, kernel_name="python3", progress_bar=False, log_output=False,
             execution_timeout=a.timeout, kernel_manager_class=IPCKernelManager)
+        finished = True
         write_status(ok=True)
         return 0
     except PapermillExecutionError as e:
+        finished = True
         write_status(ok=False, cell=e.exec_count, ename=e.ename, error=f"{e.ename}: {e.evalue}")
         print(f"rank {rank}: cell [{e.exec_count}] raised {e.ename}: {e.evalue}", file=sys.stderr)
         return 1
     except Exception as e:  # a timeout, a dead kernel, a bad notebook: still one clear line
+        finished = True
         message = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
         write_status(ok=False, cell=running_cell(out / f"{name}.rank{rank}.ipynb"), error=message)
         print(f"rank {rank}: {message}", file=sys.stderr)

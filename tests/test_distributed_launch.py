@@ -45,14 +45,14 @@ def leftovers(tag: str) -> list[str]:
 
 
 def test_every_rank_runs_the_notebook(run_script, chapters, tmp_path):
-    r = run_script("scripts/run_chapter.sh", "90_ok", "--gpus", "0", "-p", "greeting", "hi", env=chapters)
+    r = run_script("scripts/run_chapter.sh", "90_ok", "--gpus", "0", "-p", "greeting", "-hi", env=chapters)
     assert r.returncode == 0, r.stderr[-3000:]
     rank0 = re.search(r"executed notebook \(rank 0\): (\S+)", r.stdout).group(1)
     out = tmp_path / "runs" / "90_ok"
     (run,) = out.iterdir()
     assert rank0 == str(run / "90_ok.rank0.ipynb")
     for rank in (0, 1):
-        assert (run / f"90_ok.rank{rank}.ipynb").exists() and (run / f"hi.rank{rank}").exists()
+        assert (run / f"90_ok.rank{rank}.ipynb").exists() and (run / f"-hi.rank{rank}").exists()   # a value may start with -
         assert json.loads((run / f"status.rank{rank}.json").read_text())["ok"]
     assert (run / "logs").is_dir()
 
@@ -75,7 +75,9 @@ def test_a_failing_or_hanging_rank_ends_the_job(run_script, chapters, tmp_path, 
 
 def test_bad_distributed_arguments(run_script, chapters):
     for args, message in [(["--gpus", "4"], "asked for --gpus 4 but 0 GPU(s) are visible"),
-                          (["--nproc", "two"], "--nproc needs a non-negative integer, got 'two'"),
+                          (["--nproc", "two"], "--nproc needs a positive integer, got 'two'"),
+                          (["--timeout", "0"], "--timeout needs a positive integer, got '0'"),
+                          (["--launcher", "deepspeed", "--nnodes", "2", "--master-addr", "h"], "deepspeed runs on one node"),
                           (["--launcher", "mpirun"], "--launcher is torchrun or deepspeed, got 'mpirun'"),
                           (["--nnodes", "2"], "--nnodes 2 needs --master-addr"),
                           (["--nnodes", "2", "--node-rank", "2", "--master-addr", "127.0.0.1"], "--node-rank 2 is outside --nnodes 2")]:
@@ -89,3 +91,8 @@ def test_the_deepspeed_launcher_runs_every_rank_too(run_script, chapters, tmp_pa
     (run,) = (tmp_path / "runs" / "90_ok").iterdir()
     assert all((run / f"ds.rank{rank}").exists() for rank in (0, 1))
     assert any((run / "logs").iterdir()), "per-rank logs"
+
+
+def test_distributed_options_are_refused_for_a_single_process_chapter(run_script):
+    r = run_script("scripts/run_chapter.sh", "01_embeddings", "--nproc", "4")
+    assert r.returncode != 0 and "01_embeddings is a single-process chapter; --nproc applies" in r.stderr
