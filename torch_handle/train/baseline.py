@@ -7,7 +7,7 @@ __all__ = ['DEFAULT_CONFIG', 'ModelSection', 'DataSection', 'TrainingSection', '
            'TranslationData', 'build_number_data', 'bucketed_loader', 'warmup_cosine', 'Trainer', 'translate',
            'translation_scores']
 
-# %% ../../nbs/05b_baseline.ipynb #6b92ad7f
+# %% ../../nbs/05b_baseline.ipynb #3e0ce337
 import importlib.resources
 import math
 import time
@@ -29,7 +29,7 @@ from ..data.dataset import (BOS_ID, EOS_ID, GERMAN_NUMBER_PIECES, PAD_ID, Bucket
                                        write_tsv)
 from ..model import Transformer, TransformerConfig
 
-# %% ../../nbs/05b_baseline.ipynb #4ac13466
+# %% ../../nbs/05b_baseline.ipynb #5a4cc31e
 DEFAULT_CONFIG = Path(str(importlib.resources.files("torch_handle") / "config" / "model_config.yaml"))
 
 # The model section accepts exactly TransformerConfig's fields, less what the data decides.
@@ -66,7 +66,7 @@ class CourseConfig:
         "The model's `TransformerConfig`, once the vocabulary sizes are known."
         return TransformerConfig(src_vocab_size, tgt_vocab_size, pad_id=PAD_ID, **asdict(self.model))
 
-# %% ../../nbs/05b_baseline.ipynb #4c575f86
+# %% ../../nbs/05b_baseline.ipynb #b70d95d5
 class ConfigError(ValueError):
     "A configuration file has an unknown key or a value of the wrong type; the message names both."
 
@@ -108,7 +108,7 @@ def load_config(path: str | Path | None = None) -> CourseConfig:
         raise ConfigError(f"{path}: unknown section '{sorted(unknown)[0]}'; allowed: {', '.join(sections)}")
     return CourseConfig(**{name: _section(cls, raw.get(name, {}), f"{path.name}:{name}") for name, cls in sections.items()})
 
-# %% ../../nbs/05b_baseline.ipynb #579d4752
+# %% ../../nbs/05b_baseline.ipynb #b0a5c652
 @dataclass
 class TranslationData:
     "Splits, tokenizers and vocabularies of a translation task."
@@ -137,7 +137,7 @@ def bucketed_loader(dataset: TranslationDataset, batch_size: int, seed: int = 0,
     sampler = BucketBatchSampler(dataset.lengths(), batch_size, shuffle=shuffle, seed=seed)
     return DataLoaderWrapper(DataLoader(dataset, batch_sampler=sampler, collate_fn=collate_translation))
 
-# %% ../../nbs/05b_baseline.ipynb #08157d1a
+# %% ../../nbs/05b_baseline.ipynb #e31b4d6d
 def warmup_cosine(optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
     "Linear warm-up over `warmup_steps`, then cosine decay to 0 at `total_steps`."
     if not 0 <= warmup_steps < total_steps:
@@ -149,14 +149,14 @@ def warmup_cosine(optimizer: torch.optim.Optimizer, warmup_steps: int, total_ste
         return 0.5 * (1 + math.cos(math.pi * progress))
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
-# %% ../../nbs/05b_baseline.ipynb #5f49934e
+# %% ../../nbs/05b_baseline.ipynb #4fe8f967
 class Trainer:
     "Single-process training loop for a seq2seq model on `TranslationBatch`es."
     def __init__(self, model: nn.Module, train_loader: DataLoaderWrapper, optimizer: torch.optim.Optimizer,
                  scheduler=None, label_smoothing: float = 0.0, clip_grad_norm: float | None = 1.0,
                  device: str | torch.device = "cpu"):
         self.model, self.train_loader, self.optimizer, self.scheduler = model.to(device), train_loader, optimizer, scheduler
-        self.loss_fn = nn.CrossEntropyLoss(ignore_index=PAD_ID, label_smoothing=label_smoothing)
+        self.loss_fn = nn.CrossEntropyLoss(ignore_index=PAD_ID, label_smoothing=label_smoothing, reduction="sum")
         self.clip_grad_norm, self.device, self.step = clip_grad_norm, torch.device(device), 0
         self.history = {"step": [], "loss": [], "eval_step": [], "eval_loss": []}
 
@@ -166,9 +166,14 @@ class Trainer:
         "Each of `values` summed over processes: one process here."
         return values
 
-    def compute_loss(self, batch: TranslationBatch) -> torch.Tensor:
+    def summed_loss(self, batch: TranslationBatch) -> torch.Tensor:
+        "Loss summed over the batch's label tokens (padding ignored)."
         logits = self.model(batch.src, batch.tgt_in)
         return self.loss_fn(logits.reshape(-1, logits.size(-1)), batch.tgt_out.reshape(-1))
+
+    def compute_loss(self, batch: TranslationBatch) -> torch.Tensor:
+        "The training objective: mean loss per label token of the batch."
+        return self.summed_loss(batch) / max(batch.n_tokens, 1)
 
     def train_step(self, batch: TranslationBatch) -> float:
         self.model.train()
@@ -190,7 +195,7 @@ class Trainer:
         total = tokens = 0.0
         for batch in loader:
             batch = batch.to(self.device)
-            total += self.compute_loss(batch).item() * batch.n_tokens
+            total += self.summed_loss(batch).item()
             tokens += batch.n_tokens
         total, tokens = self.reduce_sum([total, tokens])       # sums over ranks, then divide: token-weighted
         return total / max(tokens, 1)
@@ -219,7 +224,7 @@ class Trainer:
         self.history["eval_step"].append(self.step)
         self.history["eval_loss"].append(self.evaluate_loss(loader))
 
-# %% ../../nbs/05b_baseline.ipynb #39e592c7
+# %% ../../nbs/05b_baseline.ipynb #c46bf296
 @torch.no_grad()
 def translate(model: Transformer, sentences: list[str], data: TranslationData, batch_size: int = 256,
               device: str | torch.device = "cpu") -> list[str]:
