@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['MODES', 'train', 'main']
 
-# %% ../nbs/06a_training_entry.ipynb #751644d7
+# %% ../nbs/06a_training_entry.ipynb #6c570783
 import json
 import sys
 import tempfile
@@ -23,7 +23,7 @@ from .train.baseline import (ConfigError, Trainer, build_number_data, bucketed_l
                                          translate, translation_scores, warmup_cosine)
 from .train.ddp_trainer import DDPTrainer, cleanup, ddp_setup
 
-# %% ../nbs/06a_training_entry.ipynb #49c057ff
+# %% ../nbs/06a_training_entry.ipynb #45ef1446
 MODES = ("single", "ddp")
 
 def train(mode: str = "single", config: str | None = None, max_steps: int | None = None,
@@ -34,7 +34,7 @@ def train(mode: str = "single", config: str | None = None, max_steps: int | None
     cfg = load_config(config)
     t = replace(cfg.training, max_steps=max_steps or cfg.training.max_steps)
     data_cfg = replace(cfg.data, n_pairs=n_pairs or cfg.data.n_pairs)
-    rank, world, device = ddp_setup() if mode == "ddp" else (0, 1, torch.device("cpu"))
+    rank, world, device = ddp_setup() if mode == "ddp" else (0, 1, torch.device("cuda" if torch.cuda.is_available() else "cpu"))
     try:
         if t.batch_size % world:
             raise ValueError(f"training.batch_size={t.batch_size} must divide by the world size {world}")
@@ -70,7 +70,7 @@ def train(mode: str = "single", config: str | None = None, max_steps: int | None
         if mode == "ddp":
             cleanup()
 
-# %% ../nbs/06a_training_entry.ipynb #ee1b48b4
+# %% ../nbs/06a_training_entry.ipynb #be91c857
 @call_parse
 def main(mode: str = "single",      # single: one process; ddp: every rank of a torchrun job
          config: str = None,        # a model_config.yaml (default: the packaged one)
