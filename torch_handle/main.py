@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['MODES', 'train', 'main']
 
-# %% ../nbs/06a_training_entry.ipynb #6c570783
+# %% ../nbs/06a_training_entry.ipynb #45b0439a
 import json
 import sys
 import tempfile
@@ -23,7 +23,7 @@ from .train.baseline import (ConfigError, Trainer, build_number_data, bucketed_l
                                          translate, translation_scores, warmup_cosine)
 from .train.ddp_trainer import DDPTrainer, cleanup, ddp_setup
 
-# %% ../nbs/06a_training_entry.ipynb #45ef1446
+# %% ../nbs/06a_training_entry.ipynb #e19c5530
 MODES = ("single", "ddp")
 
 def train(mode: str = "single", config: str | None = None, max_steps: int | None = None,
@@ -61,7 +61,9 @@ def train(mode: str = "single", config: str | None = None, max_steps: int | None
         scores = translation_scores(translate(net, [s for s, _ in pairs], data, device=device),
                                     [r for _, r in pairs], data.tgt_tokenizer)
         metrics = {"mode": mode, "world_size": world, "steps": trainer.step, "train_seconds": round(seconds, 1),
-                   "valid_loss": history["eval_loss"][-1], "test_pairs": len(pairs), **scores}
+                   "valid_loss": history["eval_loss"][-1],
+                   "valid_loss_by_step": dict(zip(history["eval_step"], history["eval_loss"])),
+                   "test_pairs": len(pairs), **scores}
         if out:
             Path(out).mkdir(parents=True, exist_ok=True)
             Path(out, "metrics.json").write_text(json.dumps(metrics, indent=1))
@@ -70,7 +72,7 @@ def train(mode: str = "single", config: str | None = None, max_steps: int | None
         if mode == "ddp":
             cleanup()
 
-# %% ../nbs/06a_training_entry.ipynb #be91c857
+# %% ../nbs/06a_training_entry.ipynb #2366d5de
 @call_parse
 def main(mode: str = "single",      # single: one process; ddp: every rank of a torchrun job
          config: str = None,        # a model_config.yaml (default: the packaged one)
