@@ -7,7 +7,7 @@ __all__ = ['DEFAULT_CONFIG', 'ModelSection', 'DataSection', 'TrainingSection', '
            'TranslationData', 'build_number_data', 'bucketed_loader', 'warmup_cosine', 'Trainer', 'translate',
            'translation_scores']
 
-# %% ../../nbs/05b_baseline.ipynb #3e0ce337
+# %% ../../nbs/05b_baseline.ipynb #fa56de94
 import importlib.resources
 import math
 import time
@@ -29,7 +29,7 @@ from ..data.dataset import (BOS_ID, EOS_ID, GERMAN_NUMBER_PIECES, PAD_ID, Bucket
                                        write_tsv)
 from ..model import Transformer, TransformerConfig
 
-# %% ../../nbs/05b_baseline.ipynb #5a4cc31e
+# %% ../../nbs/05b_baseline.ipynb #2a7bb361
 DEFAULT_CONFIG = Path(str(importlib.resources.files("torch_handle") / "config" / "model_config.yaml"))
 
 # The model section accepts exactly TransformerConfig's fields, less what the data decides.
@@ -66,7 +66,7 @@ class CourseConfig:
         "The model's `TransformerConfig`, once the vocabulary sizes are known."
         return TransformerConfig(src_vocab_size, tgt_vocab_size, pad_id=PAD_ID, **asdict(self.model))
 
-# %% ../../nbs/05b_baseline.ipynb #b70d95d5
+# %% ../../nbs/05b_baseline.ipynb #50b8d1fd
 class ConfigError(ValueError):
     "A configuration file has an unknown key or a value of the wrong type; the message names both."
 
@@ -108,7 +108,7 @@ def load_config(path: str | Path | None = None) -> CourseConfig:
         raise ConfigError(f"{path}: unknown section '{sorted(unknown)[0]}'; allowed: {', '.join(sections)}")
     return CourseConfig(**{name: _section(cls, raw.get(name, {}), f"{path.name}:{name}") for name, cls in sections.items()})
 
-# %% ../../nbs/05b_baseline.ipynb #b0a5c652
+# %% ../../nbs/05b_baseline.ipynb #d9531b81
 @dataclass
 class TranslationData:
     "Splits, tokenizers and vocabularies of a translation task."
@@ -137,7 +137,7 @@ def bucketed_loader(dataset: TranslationDataset, batch_size: int, seed: int = 0,
     sampler = BucketBatchSampler(dataset.lengths(), batch_size, shuffle=shuffle, seed=seed)
     return DataLoaderWrapper(DataLoader(dataset, batch_sampler=sampler, collate_fn=collate_translation))
 
-# %% ../../nbs/05b_baseline.ipynb #e31b4d6d
+# %% ../../nbs/05b_baseline.ipynb #c6c3a96b
 def warmup_cosine(optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
     "Linear warm-up over `warmup_steps`, then cosine decay to 0 at `total_steps`."
     if not 0 <= warmup_steps < total_steps:
@@ -149,7 +149,7 @@ def warmup_cosine(optimizer: torch.optim.Optimizer, warmup_steps: int, total_ste
         return 0.5 * (1 + math.cos(math.pi * progress))
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
-# %% ../../nbs/05b_baseline.ipynb #4fe8f967
+# %% ../../nbs/05b_baseline.ipynb #68883250
 class Trainer:
     "Single-process training loop for a seq2seq model on `TranslationBatch`es."
     def __init__(self, model: nn.Module, train_loader: DataLoaderWrapper, optimizer: torch.optim.Optimizer,
@@ -168,7 +168,7 @@ class Trainer:
 
     def summed_loss(self, batch: TranslationBatch) -> torch.Tensor:
         "Loss summed over the batch's label tokens (padding ignored)."
-        logits = self.model(batch.src, batch.tgt_in)
+        logits = self.model(batch.src, batch.tgt_in).float()          # a bf16 model (chapter 07): the loss in fp32
         return self.loss_fn(logits.reshape(-1, logits.size(-1)), batch.tgt_out.reshape(-1))
 
     def compute_loss(self, batch: TranslationBatch) -> torch.Tensor:
@@ -224,7 +224,7 @@ class Trainer:
         self.history["eval_step"].append(self.step)
         self.history["eval_loss"].append(self.evaluate_loss(loader))
 
-# %% ../../nbs/05b_baseline.ipynb #c46bf296
+# %% ../../nbs/05b_baseline.ipynb #0b9d7789
 @torch.no_grad()
 def translate(model: Transformer, sentences: list[str], data: TranslationData, batch_size: int = 256,
               device: str | torch.device = "cpu") -> list[str]:

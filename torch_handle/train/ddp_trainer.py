@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['ddp_setup', 'cleanup', 'DDPTrainer']
 
-# %% ../../nbs/06_ddp.ipynb #72c8df1e
+# %% ../../nbs/06_ddp.ipynb #3d3132c8
 import os
 import socket
 from datetime import timedelta
@@ -18,7 +18,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from ..data.dataloader import DataLoaderWrapper
 from .baseline import Trainer
 
-# %% ../../nbs/06_ddp.ipynb #1fca6985
+# %% ../../nbs/06_ddp.ipynb #987c844b
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -36,6 +36,7 @@ def ddp_setup(backend: str | None = None) -> tuple[int, int, torch.device]:
         else:
             dist.init_process_group(backend, init_method=f"tcp://127.0.0.1:{_free_port()}", rank=0, world_size=1,
                                     timeout=timeout)
+            os.environ.setdefault("LOCAL_RANK", "0")             # DeepSpeed (chapter 07) reads it; launchers set it
     device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
     return dist.get_rank(), dist.get_world_size(), device
 
@@ -44,7 +45,7 @@ def cleanup() -> None:
     if dist.is_initialized():
         dist.destroy_process_group()
 
-# %% ../../nbs/06_ddp.ipynb #3eca7a39
+# %% ../../nbs/06_ddp.ipynb #46bfa919
 class DDPTrainer(Trainer):
     "05b's `Trainer` on every rank of a process group: a DDP model, a loss normalised by the global token count."
     def __init__(self, model: nn.Module, train_loader: DataLoaderWrapper, optimizer: torch.optim.Optimizer,
