@@ -1,14 +1,20 @@
 # Source me (scripts/*.sh do): builds .venv/ on first use, or when the pins in
 # scripts/requirements.txt or scripts/setup_env.sh change, then activates it.
+# TORCH_HANDLE_ACTIVE_ENV=1 uses the python3 already on PATH instead (a cluster's own PyTorch build,
+# with the packages of scripts/requirements.txt and deepspeed installed, and this folder on PYTHONPATH).
 _th_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-if [[ "$(cat "$_th_root/.venv/.stamp" 2>/dev/null)" != \
-      "$(cat "$_th_root/scripts/requirements.txt" "$_th_root/scripts/setup_env.sh" | sha256sum)" ]]; then
-  bash "$_th_root/scripts/setup_env.sh" || { echo "error: building the environment failed" >&2; return 1; }
+if [[ -n "${TORCH_HANDLE_ACTIVE_ENV:-}" ]]; then
+  export PYTHONPATH="$_th_root${PYTHONPATH:+:$PYTHONPATH}"
+else
+  if [[ "$(cat "$_th_root/.venv/.stamp" 2>/dev/null)" != \
+        "$(cat "$_th_root/scripts/requirements.txt" "$_th_root/scripts/setup_env.sh" | sha256sum)" ]]; then
+    bash "$_th_root/scripts/setup_env.sh" || { echo "error: building the environment failed" >&2; return 1; }
+  fi
+  # shellcheck disable=SC1091
+  source "$_th_root/.venv/bin/activate"
+  # JIT-built DeepSpeed ops are cached inside the environment: built once.
+  export TORCH_EXTENSIONS_DIR="$_th_root/.venv/torch_extensions"
 fi
-# shellcheck disable=SC1091
-source "$_th_root/.venv/bin/activate"
-# JIT-built DeepSpeed ops are cached inside the environment: built once.
-export TORCH_EXTENSIONS_DIR="$_th_root/.venv/torch_extensions"
 # No GPU visible: DeepSpeed must use its CPU accelerator.
 if ! nvidia-smi -L 2>/dev/null | grep -q '^GPU'; then export DS_ACCELERATOR=cpu; fi
 unset _th_root
