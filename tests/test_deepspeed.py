@@ -1,0 +1,61 @@
+"""Chapter 07's DeepSpeed path: ZeRO-1/2/3 training on 2 CPU ranks through scripts/train_deepspeed.sh, the chapter
+on 2 ranks under both launchers (its memory table and parity asserts run there), and clear config errors."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+TINY = ["--max_steps", "30", "--n_pairs", "2000"]
+
+
+@pytest.mark.parametrize("stage", [1, 2, 3])
+def test_zero_stage_trains_on_two_cpu_ranks(run_script, tmp_path, stage):
+    r = run_script("scripts/train_deepspeed.sh", "--zero_stage", stage, *TINY, "--out", tmp_path, env={"NPROC": "2"})
+    assert r.returncode == 0, r.stderr[-3000:]
+    m = json.loads((tmp_path / "metrics.json").read_text())
+    assert (m["mode"], m["zero_stage"], m["world_size"], m["steps"]) == ("deepspeed", stage, 2, 30)
+    assert m["valid_loss"] < 3.0, m                                   # from ~4.9 at the start
+
+
+@pytest.mark.parametrize("launcher", ["torchrun", "deepspeed"])
+def test_chapter_07_on_two_ranks(run_script, tmp_path, launcher):
+    r = run_script("scripts/run_chapter.sh", "07_zero3", "--gpus", "0", "--nproc", "2", "--launcher", launcher,
+                   env={"TORCH_HANDLE_RUNS": str(tmp_path)}, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    (run,) = (tmp_path / "07_zero3").iterdir()
+    m = json.loads((run / "metrics.json").read_text())
+    assert m["world_size"] == 2 and m["valid_loss"] < 3.0
+    bf16 = {k: v for k, v in m["memory_ratio_to_formula"].items() if k.endswith("bf16")}
+    assert len(bf16) == 4 and all(abs(v - 1) <= 0.05 for v in bf16.values()), bf16
+    parity = m["parity_max_relative"]
+    assert parity["ZeRO-1"] == parity["ZeRO-2"] == 0.0 and parity["ZeRO-3"] <= 1e-6, parity
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--zero_stage", "5"], "error: unknown ZeRO stage 5; choose 0, 1, 2 or 3"),
+    (["--precision", "fp16"], "error: unknown precision 'fp16'; choose one of fp32, bf16"),
+])
+def test_bad_deepspeed_options_are_one_line(args, message):
+    r = subprocess.run([sys.executable, "-m", "torch_handle.main", "--mode", "deepspeed", *args],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and r.stderr.strip().splitlines()[-1] == message, r.stderr
+
+
+def test_config_files_are_validated(tmp_path):
+    from torch_handle.train.baseline import ConfigError
+    from torch_handle.train.deepspeed_trainer import get_deepspeed_config, load_deepspeed_config
+    for stage in (1, 2, 3):
+        shipped = get_deepspeed_config(stage, 16, "bf16", gradient_clipping=0.5)
+        assert (shipped["zero_optimization"]["stage"], shipped["bf16"], shipped["gradient_clipping"]) == (stage, {"enabled": True}, 0.5)
+    cases = {"unknown_key.json": ({"gradient_clipping": 1.0, "zero_optimization": {}, "fp8": {}}, "unknown DeepSpeed key(s) fp8"),
+             "no_clipping.json": ({"zero_optimization": {"stage": 1}}, "set gradient_clipping explicitly"),
+             "bad_zero.json": ({"gradient_clipping": 1.0, "zero_optimization": {"stage": 7}}, "zero_optimization.stage:"),
+             "typo.json": ({"gradient_clipping": 1.0, "zero_optimization": {"stage": 2, "overlap_com": True}},
+                           "zero_optimization.overlap_com: Extra inputs are not permitted")}
+    for name, (config, message) in cases.items():
+        (tmp_path / name).write_text(json.dumps(config))
+        with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+            load_deepspeed_config(tmp_path / name)
+    with pytest.raises(ConfigError, match="offload 'nvme' needs"):
+        get_deepspeed_config(3, 16, offload="nvme")
