@@ -6,10 +6,9 @@
 __all__ = ['CONFIG_DIR', 'PRECISIONS', 'OFFLOADS', 'DS_TOP_LEVEL_KEYS', 'load_deepspeed_config', 'get_deepspeed_config',
            'zero_formula_bytes', 'state_bytes', 'DeepSpeedTrainer']
 
-# %% ../../nbs/07_zero3.ipynb #6edb5f13
+# %% ../../nbs/07_zero3.ipynb #ca771658
 import json
 import importlib.resources
-from copy import deepcopy
 from pathlib import Path
 
 import torch
@@ -20,7 +19,7 @@ from ..data.dataloader import DataLoaderWrapper
 from .baseline import ConfigError, Trainer
 from .ddp_trainer import DDPTrainer
 
-# %% ../../nbs/07_zero3.ipynb #5e00a643
+# %% ../../nbs/07_zero3.ipynb #11e91437
 CONFIG_DIR = Path(str(importlib.resources.files("torch_handle") / "config"))
 PRECISIONS = ("fp32", "bf16")
 OFFLOADS = ("none", "cpu", "nvme")
@@ -72,7 +71,7 @@ def get_deepspeed_config(stage: int, micro_batch_size: int, precision: str = "fp
         from deepspeed.ops import __compatible_ops__ as ops
         if not ops.get("async_io"):
             raise ConfigError("offload 'nvme' needs DeepSpeed's async_io op, which needs libaio (apt install libaio-dev)")
-    config = deepcopy(load_deepspeed_config(Path(config_dir) / f"ds_config_stage{max(stage, 1)}.json"))
+    config = load_deepspeed_config(Path(config_dir) / f"ds_config_stage{max(stage, 1)}.json")   # a fresh dict
     zero = config["zero_optimization"]
     zero["stage"] = stage
     config["train_micro_batch_size_per_gpu"] = micro_batch_size
@@ -87,7 +86,7 @@ def get_deepspeed_config(stage: int, micro_batch_size: int, precision: str = "fp
         config["zero_force_ds_cpu_optimizer"] = False                # keep our torch optimizer: no JIT build
     return config
 
-# %% ../../nbs/07_zero3.ipynb #93b6b41b
+# %% ../../nbs/07_zero3.ipynb #2e08d491
 def zero_formula_bytes(n_params: int, world: int, stage: int, precision: str = "bf16") -> dict:
     """Model-state bytes per rank by the ZeRO paper: parameters, gradients, optimizer state (Adam).
     bf16: 2-byte parameters and gradients, K=12 bytes of fp32 master, momentum and variance.
@@ -151,7 +150,7 @@ def state_bytes(model: nn.Module, optimizer=None, device_type: str | None = None
     walk(model, "buffers")                       # whatever else hangs off a DeepSpeed engine
     return out
 
-# %% ../../nbs/07_zero3.ipynb #30626bd5
+# %% ../../nbs/07_zero3.ipynb #520f4ac5
 class DeepSpeedTrainer(DDPTrainer):
     """06's `DDPTrainer` with a DeepSpeed engine in place of DDP. The loss (global-token normalised) and the
     reductions are DDPTrainer's; the engine owns the rest of the step: ZeRO's partitioned reduction,
