@@ -23,11 +23,12 @@ pip -r "$ROOT/scripts/requirements.txt"
 # deepspeed imports torch in its setup: install after torch, without build isolation.
 DS_BUILD_OPS=0 pip --no-build-isolation "deepspeed==$DEEPSPEED_VERSION"
 pip --no-deps --no-build-isolation -e "$ROOT"
-# On CPU, DeepSpeed's communication backend JIT-builds its shared-memory op on first use (~40 s): build it now,
-# into the environment (env.sh points TORCH_EXTENSIONS_DIR there), so no chapter run compiles anything.
+# On CPU, DeepSpeed's communication backend JIT-builds its shared-memory op on first use (~60 s): build it now,
+# into the environment (env.sh points TORCH_EXTENSIONS_DIR there), so no chapter run compiles anything. PATH as
+# env.sh leaves it: with another PATH the build commands differ and the first run would rebuild the op.
 if ! nvidia-smi -L 2>/dev/null | grep -q '^GPU'; then
-  DS_ACCELERATOR=cpu TORCH_EXTENSIONS_DIR="$VENV/torch_extensions" \
-    step "$VENV/bin/python" -c "from deepspeed.ops.op_builder.cpu import ShareMemCommBuilder; ShareMemCommBuilder().load()"
+  step env PATH="$VENV/bin:$PATH" VIRTUAL_ENV="$VENV" DS_ACCELERATOR=cpu TORCH_EXTENSIONS_DIR="$VENV/torch_extensions" \
+    "$VENV/bin/python" -c "from deepspeed.ops.op_builder.cpu import ShareMemCommBuilder; ShareMemCommBuilder().load()"
 fi
 step "$VENV/bin/python" -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (torch-handle)"
 cat "$ROOT/scripts/requirements.txt" "$ROOT/scripts/setup_env.sh" | sha256sum > "$VENV/.stamp"
