@@ -22,7 +22,7 @@ from .model import Transformer
 from .train.baseline import (ConfigError, Trainer, build_number_data, bucketed_loader, load_config,
                                          translate, translation_scores, warmup_cosine)
 from .train.ddp_trainer import DDPTrainer, cleanup, ddp_setup
-from .train.deepspeed_trainer import PRECISIONS, DeepSpeedTrainer, get_deepspeed_config
+from .train.deepspeed_trainer import DeepSpeedTrainer, get_deepspeed_config
 
 # %% ../nbs/06a_training_entry.ipynb #648d2112
 MODES = ("single", "ddp", "deepspeed")
@@ -75,8 +75,8 @@ def train(mode: str = "single", config: str | None = None, max_steps: int | None
         pairs = data.test.pairs
         scores = translation_scores(translate(net, [s for s, _ in pairs], data, device=device),
                                     [r for _, r in pairs], data.tgt_tokenizer)
-        metrics = {"mode": mode, "world_size": world, **({"zero_stage": zero_stage, "precision": precision}
-                                                         if mode == "deepspeed" else {}), "steps": trainer.step, "train_seconds": round(seconds, 1),
+        run = {"zero_stage": zero_stage, "precision": precision} if mode == "deepspeed" else {}
+        metrics = {"mode": mode, "world_size": world, **run, "steps": trainer.step, "train_seconds": round(seconds, 1),
                    "valid_loss": history["eval_loss"][-1],
                    "valid_loss_by_step": dict(zip(history["eval_step"], history["eval_loss"])),
                    "test_pairs": len(pairs), **scores}
