@@ -13,11 +13,9 @@ for v in "NNODES:$nnodes" "PORT:$port"; do
 done
 [[ "$node_rank" =~ ^[0-9]+$ && "$node_rank" -lt "$nnodes" ]] \
   || { echo "error: NODE_RANK must be in [0, $nnodes), got '$node_rank'" >&2; exit 2; }
-# shellcheck source=scripts/env.sh
-source "$ROOT/scripts/env.sh"
-gpus=$(python -c 'import torch; print(torch.cuda.device_count())')
-nproc=${NPROC:-$([[ "$gpus" -gt 0 ]] && echo "$gpus" || echo 1)}
-[[ "$gpus" -gt 0 ]] || export OMP_NUM_THREADS=$(( $(nproc) / nproc > 0 ? $(nproc) / nproc : 1 ))
+cpu_ranks=1
+# shellcheck source=scripts/node_ranks.sh
+source "$ROOT/scripts/node_ranks.sh"
 exec torchrun --nnodes "$nnodes" --node-rank "$node_rank" --nproc-per-node "$nproc" --max-restarts 0 \
   --rdzv-backend c10d --rdzv-endpoint "$addr:$port" --rdzv-id "${RDZV_ID:-torch-handle}" \
   -m torch_handle.main --mode ddp "$@"
