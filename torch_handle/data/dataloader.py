@@ -6,30 +6,68 @@
 __all__ = ['DataLoaderWrapper', 'create_distributed_dataloader']
 
 # %% ../../nbs/05a_distributed_loading.ipynb #414310ec
+import itertools
+
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from .dataset import collate_translation
 
 # %% ../../nbs/05a_distributed_loading.ipynb #7a024163
+class _SkipBatches:
+    "A batch sampler without its first `n` batches."
+    def __init__(self, batch_sampler, n: int):
+        self.batch_sampler, self.n = batch_sampler, n
+
+    def __iter__(self):
+        return itertools.islice(iter(self.batch_sampler), self.n, None)
+
+    def __len__(self):
+        return max(len(self.batch_sampler) - self.n, 0)
+
 class DataLoaderWrapper:
-    "A DataLoader whose every iteration is a new epoch: it calls `set_epoch(epoch)` on its sampler first."
+    """A DataLoader whose every iteration is a new epoch: it calls `set_epoch(epoch)` on its sampler first.
+    It counts the batches it hands out: `state_dict()` is the position of the next batch, `load_state_dict()` resumes there."""
     def __init__(self, loader: DataLoader, epoch: int = 0):
-        self.loader, self.epoch = loader, epoch
+        self.loader, self.epoch = loader, epoch          # `epoch`: the epoch the next pass will be
+        self._position, self._skip = (epoch, 0), 0       # (epoch, batches handed out) of the pass in progress
 
     @property
     def sampler(self):
         return self.loader.batch_sampler if hasattr(self.loader.batch_sampler, "set_epoch") else self.loader.sampler
 
     def set_epoch(self, epoch: int) -> None:
-        "Make the next iteration epoch `epoch` (e.g. when resuming)."
-        self.epoch = epoch
+        "Make the next iteration epoch `epoch`, from its first batch."
+        self.epoch, self._position, self._skip = epoch, (epoch, 0), 0
+
+    def state_dict(self) -> dict:
+        "Where the next batch comes from: its `epoch` and how many of that epoch's batches were already handed out."
+        epoch, done = self._position
+        return {"epoch": epoch + 1, "batches_done": 0} if done >= len(self.loader) else {"epoch": epoch, "batches_done": done}
+
+    def load_state_dict(self, state: dict) -> None:
+        "Make the next iteration continue epoch `state['epoch']` after its first `state['batches_done']` batches."
+        self.set_epoch(state["epoch"])
+        self._skip = state["batches_done"]
+        self._position = (state["epoch"], self._skip)
 
     def __iter__(self):
+        epoch, skip = self.epoch, self._skip
         if hasattr(self.sampler, "set_epoch"):
-            self.sampler.set_epoch(self.epoch)
-        self.epoch += 1
-        return iter(self.loader)
+            self.sampler.set_epoch(epoch)
+        self.epoch, self._skip, self._position = epoch + 1, 0, (epoch, skip)
+        loader = self.loader
+        if skip:                                         # skip index lists, not loaded samples
+            loader = DataLoader(loader.dataset, batch_sampler=_SkipBatches(loader.batch_sampler, skip),
+                                collate_fn=loader.collate_fn, num_workers=loader.num_workers, pin_memory=loader.pin_memory,
+                                worker_init_fn=loader.worker_init_fn, timeout=loader.timeout)
+        return self._count(loader, epoch, skip)
+
+    def _count(self, loader, epoch: int, done: int):
+        for batch in loader:
+            done += 1
+            self._position = (epoch, done)
+            yield batch
 
     def __len__(self):
         return len(self.loader)

@@ -200,8 +200,10 @@ class Trainer:
         total, tokens = self.reduce_sum([total, tokens])       # sums over ranks, then divide: token-weighted
         return total / max(tokens, 1)
 
-    def fit(self, max_steps: int, eval_loader=None, eval_every: int = 500, time_budget_s: float | None = None) -> dict:
-        "Train until `max_steps` or the time budget, evaluating every `eval_every` steps and at the end; returns the history."
+    def fit(self, max_steps: int, eval_loader=None, eval_every: int = 500, time_budget_s: float | None = None,
+            on_step=None) -> dict:
+        """Train until `max_steps` or the time budget, evaluating every `eval_every` steps and at the end; returns the history.
+        `on_step(trainer)`, if given, runs after every step (chapter 08 saves checkpoints from it)."""
         if len(self.train_loader) == 0:
             raise ValueError("the training loader yields no batches")
         start = time.time()
@@ -214,6 +216,8 @@ class Trainer:
                     bar.update(1); bar.set_postfix(loss=f"{loss:.3f}", lr=f"{self.optimizer.param_groups[0]['lr']:.1e}")
                     if eval_loader is not None and self.step % eval_every == 0:
                         self._record_eval(eval_loader)
+                    if on_step is not None:
+                        on_step(self)
                     if self.step >= max_steps or out_of_time():
                         break
         if eval_loader is not None and self.history["eval_step"][-1:] != [self.step]:
