@@ -8,6 +8,7 @@ __all__ = ['DataLoaderWrapper', 'create_distributed_dataloader']
 # %% ../../nbs/05a_distributed_loading.ipynb #414310ec
 import itertools
 
+import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
@@ -56,15 +57,19 @@ class DataLoaderWrapper:
         if hasattr(self.sampler, "set_epoch"):
             self.sampler.set_epoch(epoch)
         self.epoch, self._skip, self._position = epoch + 1, 0, (epoch, skip)
-        loader = self.loader
-        if skip:                                         # skip index lists, not loaded samples
-            loader = DataLoader(loader.dataset, batch_sampler=_SkipBatches(loader.batch_sampler, skip),
-                                collate_fn=loader.collate_fn, num_workers=loader.num_workers, pin_memory=loader.pin_memory,
-                                worker_init_fn=loader.worker_init_fn, timeout=loader.timeout)
-        return self._count(loader, epoch, skip)
+        if not skip:
+            return self._count(iter(self.loader), epoch, 0)
+        loader = DataLoader(self.loader.dataset, batch_sampler=_SkipBatches(self.loader.batch_sampler, skip),
+                            collate_fn=self.loader.collate_fn, num_workers=self.loader.num_workers,
+                            pin_memory=self.loader.pin_memory, worker_init_fn=self.loader.worker_init_fn)
+        # A new iterator draws its workers' base seed from torch's global RNG. The interrupted run drew it
+        # at the start of this epoch, before the RNG state it saved: drawing again here would shift dropout.
+        with torch.random.fork_rng(devices=[]):
+            batches = iter(loader)
+        return self._count(batches, epoch, skip)
 
-    def _count(self, loader, epoch: int, done: int):
-        for batch in loader:
+    def _count(self, batches, epoch: int, done: int):
+        for batch in batches:
             done += 1
             self._position = (epoch, done)
             yield batch
