@@ -10,7 +10,7 @@ import json
 import sys
 import tempfile
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
@@ -23,18 +23,23 @@ from .train.baseline import (ConfigError, Trainer, build_number_data, bucketed_l
                                          translate, translation_scores, warmup_cosine)
 from .train.ddp_trainer import DDPTrainer, cleanup, ddp_setup
 from .train.deepspeed_trainer import DeepSpeedTrainer, get_deepspeed_config
+from .utils.checkpoint import CheckpointError, PeriodicCheckpoints, vocab_fingerprint
+from .utils.gradient_checkpointing import apply_gradient_checkpointing
 
 # %% ../nbs/06a_training_entry.ipynb #648d2112
 MODES = ("single", "ddp", "deepspeed")
 
 def train(mode: str = "single", config: str | None = None, max_steps: int | None = None,
           time_budget: float | None = None, n_pairs: int | None = None, out: str | None = None,
-          zero_stage: int = 2, precision: str = "fp32") -> dict:
-    "Train the translation model of `config` in `mode`; rank 0 returns (and writes to `out`/metrics.json) the test scores."
+          zero_stage: int = 2, precision: str = "fp32", checkpoint_dir: str | None = None, checkpoint_every: int = 0,
+          keep_last: int = 3, resume: str | None = None, activation_checkpointing: bool = False) -> dict:
+    """Train the translation model of `config` in `mode`; rank 0 returns (and writes to `out`/metrics.json) the test scores.
+    With `checkpoint_dir`, save there every `checkpoint_every` steps and at the end; `resume` is "auto" or a checkpoint path."""
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
     if mode == "deepspeed":
         get_deepspeed_config(zero_stage, 1, precision)            # a bad stage or precision fails before any work
+    checkpoints = PeriodicCheckpoints(checkpoint_dir, checkpoint_every, keep_last, resume)      # so do bad options
     cfg = load_config(config)
     t = replace(cfg.training, max_steps=max_steps or cfg.training.max_steps)
     data_cfg = replace(cfg.data, n_pairs=n_pairs or cfg.data.n_pairs)
@@ -45,6 +50,8 @@ def train(mode: str = "single", config: str | None = None, max_steps: int | None
         data = build_number_data(data_cfg, cfg.model.max_len, tempfile.mkdtemp())
         torch.manual_seed(t.seed)
         model = Transformer(cfg.transformer_config(len(data.src_vocab), len(data.tgt_vocab)))
+        if activation_checkpointing:
+            apply_gradient_checkpointing(model)                   # chapter 08: recompute each block in backward
         optimizer = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay, betas=(0.9, 0.98))
         scheduler = warmup_cosine(optimizer, min(t.warmup_steps, t.max_steps - 1), t.max_steps)
         if mode == "ddp":
@@ -61,9 +68,12 @@ def train(mode: str = "single", config: str | None = None, max_steps: int | None
             trainer = Trainer(model, bucketed_loader(data.train, t.batch_size, seed=t.seed), optimizer, scheduler,
                               t.label_smoothing, t.clip_grad_norm, device)
             valid = bucketed_loader(data.valid, 256, shuffle=False)
+        resumed = checkpoints.start(trainer, asdict(cfg), vocab_fingerprint(data.src_vocab, data.tgt_vocab))
         start = time.time()
-        history = trainer.fit(t.max_steps, eval_loader=valid, eval_every=t.eval_every, time_budget_s=time_budget)
+        history = trainer.fit(t.max_steps, eval_loader=valid, eval_every=t.eval_every, time_budget_s=time_budget,
+                              on_step=checkpoints.on_step)
         seconds = time.time() - start
+        checkpoints.save(trainer)                                 # the final step, unless saved already
         weights = trainer.full_state_dict() if mode == "deepspeed" else None     # ZeRO-3 gathers: every rank calls it
         if rank != 0:
             return {}
@@ -77,12 +87,13 @@ def train(mode: str = "single", config: str | None = None, max_steps: int | None
                                     [r for _, r in pairs], data.tgt_tokenizer)
         run = {"zero_stage": zero_stage, "precision": precision} if mode == "deepspeed" else {}
         metrics = {"mode": mode, "world_size": world, **run, "steps": trainer.step, "train_seconds": round(seconds, 1),
-                   "valid_loss": history["eval_loss"][-1],
+                   "resumed_from": str(resumed) if resumed else None, "valid_loss": history["eval_loss"][-1],
                    "valid_loss_by_step": dict(zip(history["eval_step"], history["eval_loss"])),
-                   "test_pairs": len(pairs), **scores}
+                   "train_loss": history["loss"], "test_pairs": len(pairs), **scores}
         if out:
             Path(out).mkdir(parents=True, exist_ok=True)
             Path(out, "metrics.json").write_text(json.dumps(metrics, indent=1))
+            torch.save({k: v.detach().cpu() for k, v in net.state_dict().items()}, Path(out, "model.pt"))
         return metrics
     finally:
         if mode != "single":
@@ -95,13 +106,19 @@ def main(mode: str = "single",      # single: one process; ddp, deepspeed: every
          max_steps: int = None,     # override training.max_steps
          time_budget: float = None, # stop training after this many seconds
          n_pairs: int = None,       # override data.n_pairs
-         out: str = None,           # folder for rank 0's metrics.json
+         out: str = None,           # folder for rank 0's metrics.json and the trained weights (model.pt)
          zero_stage: int = 2,       # --mode deepspeed: ZeRO stage 0-3
-         precision: str = "fp32"):  # --mode deepspeed: fp32 or bf16
+         precision: str = "fp32",   # --mode deepspeed: fp32 or bf16
+         checkpoint_dir: str = None,  # save training checkpoints here (chapter 08)
+         checkpoint_every: int = 0,   # ... every this many steps (and always at the end)
+         keep_last: int = 3,          # ... keeping this many
+         resume: str = None,          # auto (the newest good checkpoint in --checkpoint_dir, if any) or a checkpoint path
+         activation_checkpointing: bool = False):  # recompute each Transformer block in the backward pass
     "Train the course's translation model; rank 0 prints and writes the test scores."
     try:
-        metrics = train(mode, config, max_steps, time_budget, n_pairs, out, zero_stage, precision)
-    except (ValueError, ConfigError, CorpusError) as e:
+        metrics = train(mode, config, max_steps, time_budget, n_pairs, out, zero_stage, precision, checkpoint_dir,
+                        checkpoint_every, keep_last, resume, activation_checkpointing)
+    except (ValueError, ConfigError, CorpusError, CheckpointError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     if metrics:
