@@ -8,6 +8,7 @@ __all__ = ['ddp_setup', 'cleanup', 'DDPTrainer']
 # %% ../../nbs/06_ddp.ipynb #3d3132c8
 import os
 import socket
+import sys
 from datetime import timedelta
 
 import torch
@@ -44,6 +45,10 @@ def cleanup() -> None:
     "Leave the process group (every rank, at the end)."
     if dist.is_initialized():
         dist.destroy_process_group()
+    ds_groups = sys.modules.get("deepspeed.utils.groups")
+    if ds_groups is not None:                # DeepSpeed (chapter 07) caches a clone of the world group; a later
+        ds_groups._WORLD_GROUP = None        # world in this process (next notebook, next test) would find it stale
+        ds_groups._ZERO_PARAM_INTRA_PARALLEL_GROUP = None
 
 # %% ../../nbs/06_ddp.ipynb #46bfa919
 class DDPTrainer(Trainer):
