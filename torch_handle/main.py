@@ -32,11 +32,15 @@ MODES = ("single", "ddp", "deepspeed")
 def train(mode: str = "single", config: str | None = None, max_steps: int | None = None,
           time_budget: float | None = None, n_pairs: int | None = None, out: str | None = None,
           zero_stage: int = 2, precision: str = "fp32", checkpoint_dir: str | None = None, checkpoint_every: int = 0,
-          keep_last: int = 3, resume: str | None = None, activation_checkpointing: bool = False) -> dict:
+          keep_last: int = 3, resume: str | None = None, activation_checkpointing: bool = False,
+          test_pairs: int | None = None) -> dict:
     """Train the translation model of `config` in `mode`; rank 0 returns (and writes to `out`/metrics.json) the test scores.
-    With `checkpoint_dir`, save there every `checkpoint_every` steps and at the end; `resume` is "auto" or a checkpoint path."""
+    With `checkpoint_dir`, save there every `checkpoint_every` steps and at the end; `resume` is "auto" or a checkpoint path.
+    `test_pairs` limits the test translations (greedy decoding is the slow part of a short run); 0 skips them."""
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
+    if test_pairs is not None and test_pairs < 0:
+        raise ValueError(f"--test_pairs must be 0 or more, not {test_pairs}")
     if mode == "deepspeed":
         get_deepspeed_config(zero_stage, 1, precision)            # a bad stage or precision fails before any work
     checkpoints = PeriodicCheckpoints(checkpoint_dir, checkpoint_every, keep_last, resume)      # so do bad options
@@ -82,9 +86,9 @@ def train(mode: str = "single", config: str | None = None, max_steps: int | None
             net.load_state_dict(weights)
         else:
             net = trainer.model.module if mode == "ddp" else trainer.model
-        pairs = data.test.pairs
+        pairs = data.test.pairs[:test_pairs]
         scores = translation_scores(translate(net, [s for s, _ in pairs], data, device=device),
-                                    [r for _, r in pairs], data.tgt_tokenizer)
+                                    [r for _, r in pairs], data.tgt_tokenizer) if pairs else {}
         run = {"zero_stage": zero_stage, "precision": precision} if mode == "deepspeed" else {}
         metrics = {"mode": mode, "world_size": world, **run, "steps": trainer.step, "train_seconds": round(seconds, 1),
                    "resumed_from": str(resumed) if resumed else None, "valid_loss": history["eval_loss"][-1],
@@ -113,11 +117,12 @@ def main(mode: str = "single",      # single: one process; ddp, deepspeed: every
          checkpoint_every: int = 0,   # ... every this many steps (and always at the end)
          keep_last: int = 3,          # ... keeping this many
          resume: str = None,          # auto (the newest good checkpoint in --checkpoint_dir, if any) or a checkpoint path
-         activation_checkpointing: bool = False):  # recompute each Transformer block in the backward pass
+         activation_checkpointing: bool = False,  # recompute each Transformer block in the backward pass
+         test_pairs: int = None):   # translate only this many test pairs (0: none; default: all)
     "Train the course's translation model; rank 0 prints and writes the test scores."
     try:
         metrics = train(mode, config, max_steps, time_budget, n_pairs, out, zero_stage, precision, checkpoint_dir,
-                        checkpoint_every, keep_last, resume, activation_checkpointing)
+                        checkpoint_every, keep_last, resume, activation_checkpointing, test_pairs)
     except (ValueError, ConfigError, CorpusError, CheckpointError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
