@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Train with DDP on several machines: run this once on every node, with the same NNODES, ADDR and PORT.
 #   bash scripts/train_ddp_multi_node.sh NNODES NODE_RANK ADDR PORT [torch_handle.main options]
+# With --checkpoint_dir on storage every node sees, --checkpoint_every N --resume auto makes a relaunch resume.
 # ADDR:PORT is the c10d rendezvous (any node reachable by all, usually node 0's). Ranks per node:
 # every visible GPU, else NPROC CPU ranks (default 1). RDZV_ID names the job (default torch-handle).
 set -euo pipefail

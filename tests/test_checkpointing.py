@@ -1,0 +1,73 @@
+"""Chapter 08 end to end: the kill-and-resume lab for DDP, ZeRO-2 and ZeRO-3 on 2 CPU ranks under torchrun
+(bit-identical losses and weights after a SIGKILL and `--resume auto`), the ZeRO-3 checkpoint consolidated, the
+training entry's checkpoint options and their errors, and `--activation_checkpointing` under DDP and ZeRO-3."""
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from torch_handle.utils.checkpoint import consolidate_zero_checkpoint, get_latest_checkpoint
+from torch_handle.utils.resume_lab import kill_and_resume, run_training
+
+QUICK = ("--n_pairs", "2000", "--test_pairs", "0")
+
+
+def entry(*args, timeout=120):
+    return subprocess.run([sys.executable, "-m", "torch_handle.main", *args], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+@pytest.mark.parametrize("mode, args", [("ddp", ()), ("deepspeed", ("--zero_stage", "2")),
+                                        ("deepspeed", ("--zero_stage", "3"))])
+def test_kill_one_rank_then_resume_is_bit_identical(tmp_path, mode, args):
+    lab = kill_and_resume(mode, tmp_path, *QUICK, *args, max_steps=20, every=5, kill_after=5)
+    ref, killed, res = lab["reference"], lab["killed"], lab["resumed"]
+    assert ref["returncode"] == 0 and res["returncode"] == 0, (tmp_path / "resumed" / "log.txt").read_text()[-3000:]
+    assert killed["killed"] == {"rank": 1, "pid": killed["killed"]["pid"]} and killed["returncode"] != 0
+    m = res["metrics"]
+    assert m["resumed_from"] is not None and 5 <= int(m["resumed_from"][-8:]) < 20
+    assert m["train_loss"] == ref["metrics"]["train_loss"] and len(m["train_loss"]) == 20
+    assert m["valid_loss"] == ref["metrics"]["valid_loss"]
+    a, b = torch.load(tmp_path / "reference" / "model.pt"), torch.load(tmp_path / "resumed" / "model.pt")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    if args == ("--zero_stage", "3"):             # the 2-rank ZeRO-3 checkpoint consolidates to the gathered weights
+        state = consolidate_zero_checkpoint(get_latest_checkpoint(tmp_path / "checkpoints"))
+        assert state.keys() == b.keys() and all(torch.equal(state[k], b[k]) for k in b)
+
+
+def test_checkpoint_options_fail_in_one_line(tmp_path):
+    assert entry("--checkpoint_every", "5").stderr.strip() == \
+        "error: --checkpoint_every and --resume auto need --checkpoint_dir"
+    r = entry("--resume", str(tmp_path / "nowhere"))
+    assert r.returncode == 2 and r.stderr.strip().splitlines()[-1].startswith("error: no checkpoint"), r.stderr
+    r = entry("--test_pairs", "-1")
+    assert r.returncode == 2 and r.stderr.strip() == "error: --test_pairs must be 0 or more, not -1"
+
+
+def test_existing_checkpoints_are_never_overwritten_and_corruption_is_caught(tmp_path):
+    root = tmp_path / "ckpt"
+    first = run_training("single", tmp_path / "a", *QUICK, "--max_steps", "4", "--checkpoint_dir", str(root),
+                         "--checkpoint_every", "2")
+    assert first["returncode"] == 0 and sorted(p.name for p in root.glob("step-*")) == ["step-00000002", "step-00000004"]
+    before = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    r = entry(*QUICK, "--max_steps", "4", "--checkpoint_dir", str(root))          # no --resume: refuse, keep all
+    assert r.returncode == 2 and "already holds step-00000004" in r.stderr.strip().splitlines()[-1], r.stderr
+    model = root / "step-00000004" / "model.pt"
+    model.write_bytes(model.read_bytes()[:1000])                                     # truncate the newest checkpoint
+    r = entry(*QUICK, "--max_steps", "4", "--resume", str(root / "step-00000004"))
+    assert r.returncode == 2 and "truncated" in r.stderr.strip().splitlines()[-1], r.stderr
+    assert all(p.read_bytes() == data for p, data in before.items() if p != model)
+    resumed = run_training("single", tmp_path / "b", *QUICK, "--max_steps", "6", "--checkpoint_dir", str(root),
+                           "--resume", "auto")                                        # falls back to step 2
+    assert resumed["returncode"] == 0 and resumed["metrics"]["resumed_from"].endswith("step-00000002")
+
+
+@pytest.mark.parametrize("mode, args", [("ddp", ()), ("deepspeed", ("--zero_stage", "3"))])
+def test_activation_checkpointing_changes_no_loss(tmp_path, mode, args):
+    runs = [run_training(mode, tmp_path / str(flag), *QUICK, *args, "--max_steps", "8",
+                         *(["--activation_checkpointing"] if flag else [])) for flag in (False, True)]
+    assert all(r["returncode"] == 0 for r in runs), (tmp_path / "True" / "log.txt").read_text()[-3000:]
+    assert runs[0]["metrics"]["train_loss"] == runs[1]["metrics"]["train_loss"]
+    assert json.dumps(runs[0]["metrics"]["valid_loss"]) == json.dumps(runs[1]["metrics"]["valid_loss"])
