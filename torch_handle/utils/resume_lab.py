@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['training_command', 'rank_pid', 'run_training', 'after_checkpoint', 'during_save', 'kill_and_resume']
 
-# %% ../../nbs/08b_kill_and_resume.ipynb #a3a00b71
+# %% ../../nbs/08b_kill_and_resume.ipynb #fb2aae16
 import json
 import os
 import signal
@@ -19,7 +19,7 @@ import psutil
 
 from .checkpoint import LATEST, checkpoint_step
 
-# %% ../../nbs/08b_kill_and_resume.ipynb #b5069b3c
+# %% ../../nbs/08b_kill_and_resume.ipynb #1ea95763
 def training_command(mode: str, nproc: int = 2, *args: str) -> list[str]:
     "The command that trains with `torch_handle.main` on `nproc` CPU ranks under torchrun (one process for `single`)."
     entry = ["-m", "torch_handle.main", "--mode", mode, *args]
@@ -73,7 +73,7 @@ def run_training(mode: str, out: str | Path, *args: str, nproc: int = 2, kill_ra
     return {"returncode": code, "killed": killed,
             "metrics": json.loads(metrics.read_text()) if code == 0 and metrics.exists() else None}
 
-# %% ../../nbs/08b_kill_and_resume.ipynb #d42addc4
+# %% ../../nbs/08b_kill_and_resume.ipynb #cd7df7d0
 def after_checkpoint(root: str | Path, step: int) -> Callable[[], bool]:
     "True once `root/latest` names a checkpoint at `step` or later."
     latest = Path(root) / LATEST
