@@ -17,4 +17,7 @@ else
 fi
 # No GPU visible: DeepSpeed must use its CPU accelerator.
 if ! nvidia-smi -L 2>/dev/null | grep -q '^GPU'; then export DS_ACCELERATOR=cpu; fi
+# torch.profiler's tracer (kineto) prints two lines per trace at its highest log level, into every profiled
+# notebook (chapter 09): silence its own log. Set KINETO_LOG_LEVEL=0 to see it.
+export KINETO_LOG_LEVEL="${KINETO_LOG_LEVEL:-6}"
 unset _th_root
