@@ -2,7 +2,7 @@
 # The test command (CI runs exactly this). Builds or reuses .venv, then:
 #   1. the library, README and notebooks are in sync and clean (nbdev_export, make_readme, nbdev_clean)
 #   2. every chapter runs under nbdev_test, one thread per process
-#   3. pytest tests/
+#   3. pytest tests/ (installing headless Chromium first when it is missing)
 # Extra arguments go to pytest (e.g. -k run_chapter).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -29,4 +29,5 @@ echo "== 2/3 chapters: nbdev_test"
 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 nbdev_test --timing
 
 echo "== 3/3 pytest tests/"
+bash scripts/install_chromium.sh                  # tests/test_site.py looks at the site in headless Chromium
 python -m pytest tests/ -q "$@"
