@@ -1,9 +1,11 @@
 """Write README.md from nbs/index.ipynb (nbdev_readme needs Quarto, which these machines lack).
 
-Markdown cells are copied as they are; code cells become ```python blocks without their `#|` directives;
+Markdown cells are copied as they are, except that links to chapters (relative to nbs/, as the site needs them)
+gain the `nbs/` prefix the README needs; code cells become ```python blocks without their `#|` directives;
 cells marked `#| hide` are left out. Run by scripts/test.sh, which fails if the result differs from git.
 """
 import json
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -14,7 +16,7 @@ def render(nb: dict) -> str:
     for cell in nb["cells"]:
         lines = "".join(cell["source"]).splitlines()
         if cell["cell_type"] == "markdown":
-            parts.append("\n".join(lines))
+            parts.append(re.sub(r"\]\((\w[\w.-]*\.ipynb)\)", r"](nbs/\1)", "\n".join(lines)))
         elif cell["cell_type"] == "code" and not any(l.strip() in ("#| hide", "#|hide") for l in lines):
             code = "\n".join(l for l in lines if not l.startswith("#|")).strip("\n")
             if code:
