@@ -221,17 +221,16 @@ def profile_job(out: str | Path, setups=SETUPS, nproc: int = 2, active: int = 2)
 
 # %% ../../nbs/09_profiler.ipynb #e7e5e21f
 def plot_timeline(trace, step: int | None = None, ax=None, title: str | None = None):
-    "Draw one recorded step of a trace (the first, or `ProfilerStep#step`) as compute and communication lanes, in ms."
+    "Draw one recorded step of a trace (the first, or `ProfilerStep#step`) as lanes of compute, communication and their overlap, in ms."
     import matplotlib.pyplot as plt
     events = load_trace(trace)
     s = next(e for e in _steps(events) if step is None or e["name"] == f"ProfilerStep#{step}")
     compute, comm = step_intervals(events, s)
     ax = ax or plt.gca()
-    for y, (intervals, color) in enumerate([(comm, "tab:red"), (compute, "tab:blue")]):
+    lanes = [("communication", comm, "tab:red"), ("hidden", _intersect(compute, comm), "tab:green"),
+             ("compute", compute, "tab:blue")]
+    for y, (_, intervals, color) in enumerate(lanes):
         ax.broken_barh([((a - s["ts"]) / 1e3, (b - a) / 1e3) for a, b in intervals], (y - 0.4, 0.8), color=color)
-    hidden = _intersect(compute, comm)
-    ax.broken_barh([((a - s["ts"]) / 1e3, (b - a) / 1e3) for a, b in hidden], (-0.4, 0.8), color="none", hatch="///",
-                   edgecolor="k", linewidth=0)
-    ax.set(yticks=[0, 1], yticklabels=["communication", "compute"], xlabel=f"ms into {s['name']}",
+    ax.set(yticks=range(len(lanes)), yticklabels=[name for name, *_ in lanes], xlabel=f"ms into {s['name']}",
            xlim=(0, s["dur"] / 1e3), title=title)
     return ax
