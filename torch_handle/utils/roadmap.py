@@ -114,7 +114,7 @@ def run_roadmap(out: str | Path, setups=tuple(SETUPS), micro_batch: int = 8, tim
         cfg = load_config()
         data = build_number_data(replace(cfg.data, n_pairs=n_pairs), cfg.model.max_len, tempfile.mkdtemp())
         rows = [measure_setup(name, data, cfg, device, micro_batch, timed_steps) for name in setups]
-        n_params = Transformer(cfg.transformer_config(len(data.src_vocab), len(data.tgt_vocab))).config.num_parameters()
+        n_params = cfg.transformer_config(len(data.src_vocab), len(data.tgt_vocab)).num_parameters()
         for row in rows:
             row["formula_bytes"] = formula_accelerator_bytes(n_params, world, row["setup"])
         result = {"world": world, "n_params": n_params, "device": device.type, "micro_batch": micro_batch,
