@@ -3,7 +3,6 @@ import json
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,9 +38,7 @@ def test_readme_is_generated_from_index():
 
 
 def test_the_environment_is_reused_not_rebuilt():
-    start = time.time()
     r = subprocess.run(["bash", "-c", "source scripts/env.sh && python -c 'import torch_handle, deepspeed, papermill'"],
                        cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "[env] building" not in r.stderr
-    assert time.time() - start < 60
