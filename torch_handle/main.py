@@ -19,10 +19,10 @@ from fastcore.script import call_parse
 from .data.dataloader import create_distributed_dataloader
 from .data.dataset import CorpusError
 from .model import Transformer
-from .train.baseline import (ConfigError, Trainer, build_number_data, bucketed_loader, load_config,
-                                         translate, translation_scores, warmup_cosine)
-from .train.ddp_trainer import DDPTrainer, cleanup, ddp_setup
-from .train.deepspeed_trainer import DeepSpeedTrainer, get_deepspeed_config
+from .train.baseline import (ConfigError, build_number_data, bucketed_loader, load_config, translate,
+                                         translation_scores)
+from .train.ddp_trainer import cleanup, ddp_setup
+from .train.deepspeed_trainer import build_trainer, get_deepspeed_config
 from .utils.checkpoint import CheckpointError, PeriodicCheckpoints, vocab_fingerprint
 from .utils.gradient_checkpointing import apply_gradient_checkpointing
 
@@ -45,33 +45,21 @@ def train(mode: str = "single", config: str | None = None, max_steps: int | None
         get_deepspeed_config(zero_stage, 1, precision)            # a bad stage or precision fails before any work
     checkpoints = PeriodicCheckpoints(checkpoint_dir, checkpoint_every, keep_last, resume)      # so do bad options
     cfg = load_config(config)
-    t = replace(cfg.training, max_steps=max_steps or cfg.training.max_steps)
-    data_cfg = replace(cfg.data, n_pairs=n_pairs or cfg.data.n_pairs)
+    cfg = replace(cfg, data=replace(cfg.data, n_pairs=n_pairs or cfg.data.n_pairs),       # this run's config, as saved
+                  training=replace(cfg.training, max_steps=max_steps or cfg.training.max_steps))    # in its checkpoints
+    t = cfg.training
     rank, world, device = ddp_setup() if mode != "single" else (0, 1, torch.device("cuda" if torch.cuda.is_available() else "cpu"))
     try:
         if t.batch_size % world:
             raise ValueError(f"training.batch_size={t.batch_size} must divide by the world size {world}")
-        data = build_number_data(data_cfg, cfg.model.max_len, tempfile.mkdtemp())
+        data = build_number_data(cfg.data, cfg.model.max_len, tempfile.mkdtemp())
         torch.manual_seed(t.seed)
         model = Transformer(cfg.transformer_config(len(data.src_vocab), len(data.tgt_vocab)))
         if activation_checkpointing:
             apply_gradient_checkpointing(model)                   # chapter 08: recompute each block in backward
-        optimizer = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay, betas=(0.9, 0.98))
-        scheduler = warmup_cosine(optimizer, min(t.warmup_steps, t.max_steps - 1), t.max_steps)
-        if mode == "ddp":
-            trainer = DDPTrainer(model, create_distributed_dataloader(data.train, t.batch_size // world, seed=t.seed),
-                                 optimizer, scheduler, t.label_smoothing, t.clip_grad_norm, device)
-            valid = create_distributed_dataloader(data.valid, 256, shuffle=False)
-        elif mode == "deepspeed":
-            micro = t.batch_size // world
-            trainer = DeepSpeedTrainer(model, create_distributed_dataloader(data.train, micro, seed=t.seed), optimizer,
-                                       get_deepspeed_config(zero_stage, micro, precision, gradient_clipping=t.clip_grad_norm),
-                                       scheduler, t.label_smoothing, device)
-            valid = create_distributed_dataloader(data.valid, 256, shuffle=False)
-        else:
-            trainer = Trainer(model, bucketed_loader(data.train, t.batch_size, seed=t.seed), optimizer, scheduler,
-                              t.label_smoothing, t.clip_grad_norm, device)
-            valid = bucketed_loader(data.valid, 256, shuffle=False)
+        trainer = build_trainer(mode, model, data, cfg, device, zero_stage=zero_stage, precision=precision)   # chapter 07
+        valid = (bucketed_loader(data.valid, 256, shuffle=False) if mode == "single"
+                 else create_distributed_dataloader(data.valid, 256, shuffle=False))
         resumed = checkpoints.start(trainer, asdict(cfg), vocab_fingerprint(data.src_vocab, data.tgt_vocab))
         start = time.time()
         history = trainer.fit(t.max_steps, eval_loader=valid, eval_every=t.eval_every, time_budget_s=time_budget,

@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['CONFIG_DIR', 'PRECISIONS', 'OFFLOADS', 'DS_TOP_LEVEL_KEYS', 'load_deepspeed_config', 'get_deepspeed_config',
-           'zero_formula_bytes', 'state_bytes', 'DeepSpeedTrainer']
+           'zero_formula_bytes', 'state_bytes', 'DeepSpeedTrainer', 'build_trainer']
 
 # %% ../../nbs/07_zero3.ipynb #ca771658
 import json
@@ -15,8 +15,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from ..data.dataloader import DataLoaderWrapper
-from .baseline import ConfigError, Trainer
+from ..data.dataloader import DataLoaderWrapper, create_distributed_dataloader
+from .baseline import ConfigError, Trainer, bucketed_loader, warmup_cosine
 from .ddp_trainer import DDPTrainer
 
 # %% ../../nbs/07_zero3.ipynb #11e91437
@@ -178,3 +178,25 @@ class DeepSpeedTrainer(DDPTrainer):
         module = self.model.module
         with deepspeed.zero.GatheredParameters(list(module.parameters()), enabled=self.stage == 3):
             return {k: v.detach().float().clone() for k, v in module.state_dict().items()}
+
+# %% ../../nbs/07_zero3.ipynb #933f09ed
+def build_trainer(mode: str, model: nn.Module, data, cfg, device: str | torch.device = "cpu", micro_batch: int | None = None,
+                  bucket_cap_mb: float = 25.0, zero_stage: int = 2, precision: str = "fp32", offload: str = "none") -> Trainer:
+    """The trainer of `mode` for `model` on `data` with `cfg.training`: AdamW, the warm-up/cosine schedule and a
+    training loader, bucketed for `single`, else sharded with `micro_batch` sentences a rank (default: the global
+    batch split over the ranks). `ddp` takes `bucket_cap_mb`; `deepspeed` the ZeRO stage, precision and offload."""
+    if mode not in ("single", "ddp", "deepspeed"):
+        raise ValueError(f"unknown mode {mode!r}; choose single, ddp or deepspeed")
+    t = cfg.training
+    optimizer = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay, betas=(0.9, 0.98))
+    scheduler = warmup_cosine(optimizer, min(t.warmup_steps, t.max_steps - 1), t.max_steps)
+    if mode == "single":
+        loader = bucketed_loader(data.train, t.batch_size, seed=t.seed)
+        return Trainer(model, loader, optimizer, scheduler, t.label_smoothing, t.clip_grad_norm, device)
+    micro = micro_batch or t.batch_size // dist.get_world_size()
+    loader = create_distributed_dataloader(data.train, micro, seed=t.seed)
+    if mode == "ddp":
+        return DDPTrainer(model, loader, optimizer, scheduler, t.label_smoothing, t.clip_grad_norm, device, bucket_cap_mb)
+    config = get_deepspeed_config(zero_stage, micro, precision, offload, gradient_clipping=t.clip_grad_norm)
+    return DeepSpeedTrainer(model, loader, optimizer, config, scheduler, t.label_smoothing, device)
+

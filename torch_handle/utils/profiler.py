@@ -22,12 +22,11 @@ import torch.distributed as dist
 from fastcore.script import call_parse
 from torch.profiler import ProfilerActivity, profile, schedule
 
-from ..data.dataloader import create_distributed_dataloader
 from ..model import Transformer
 from ..train.baseline import build_number_data, load_config
-from ..train.ddp_trainer import DDPTrainer, cleanup, ddp_setup
-from ..train.deepspeed_trainer import DeepSpeedTrainer, get_deepspeed_config
-from .resume_lab import cpu_ranks_env
+from ..train.ddp_trainer import cleanup, ddp_setup
+from ..train.deepspeed_trainer import build_trainer
+from .resume_lab import cpu_ranks_env, torchrun_command
 
 # %% ../../nbs/09_profiler.ipynb #02e9a80f
 def _rank() -> int:
@@ -152,25 +151,19 @@ def analyze_communication_overlap(trace) -> list[dict]:
 # %% ../../nbs/09_profiler.ipynb #3fae7b54
 SETUPS = ("ddp-1MB", "ddp-5MB", "ddp-25MB", "ddp-100MB", "zero2", "zero3")
 
-def parse_setup(name: str) -> tuple[str, float]:
-    "'ddp-5MB' → ('ddp', 5.0): DDP with that bucket_cap_mb; 'zero3' → ('zero', 3): DeepSpeed at that stage."
+def parse_setup(name: str) -> tuple[str, dict]:
+    "A setup's mode and `build_trainer` options: 'ddp-5MB' → ('ddp', {'bucket_cap_mb': 5.0}), 'zero3' → ('deepspeed', {'zero_stage': 3})."
     m = re.fullmatch(r"ddp-(\d+(?:\.\d+)?)MB|zero([123])", name)
     if not m:
         raise ValueError(f"unknown setup {name!r}: use ddp-<bucket>MB (e.g. ddp-25MB) or zero1, zero2, zero3")
-    return ("ddp", float(m[1])) if m[1] else ("zero", int(m[2]))
+    return ("ddp", {"bucket_cap_mb": float(m[1])}) if m[1] else ("deepspeed", {"zero_stage": int(m[2])})
 
-def _trainer(name: str, data, cfg, world: int, device):
-    kind, value = parse_setup(name)
-    t = cfg.training
-    torch.manual_seed(t.seed)
+def _trainer(name: str, data, cfg, device):
+    "Chapter 07's `build_trainer` for one setup, on the configured model from its seed."
+    mode, options = parse_setup(name)
+    torch.manual_seed(cfg.training.seed)
     model = Transformer(cfg.transformer_config(len(data.src_vocab), len(data.tgt_vocab)))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
-    micro = t.batch_size // world
-    loader = create_distributed_dataloader(data.train, micro, seed=t.seed)
-    if kind == "ddp":
-        return DDPTrainer(model, loader, optimizer, None, t.label_smoothing, t.clip_grad_norm, device, bucket_cap_mb=value)
-    return DeepSpeedTrainer(model, loader, optimizer, get_deepspeed_config(value, micro, gradient_clipping=t.clip_grad_norm),
-                            None, t.label_smoothing, device)
+    return build_trainer(mode, model, data, cfg, device, **options)
 
 def profile_setups(out: str | Path, setups=SETUPS, wait: int = 1, warmup: int = 1, active: int = 2,
                    n_pairs: int = 2000) -> None:
@@ -179,12 +172,12 @@ def profile_setups(out: str | Path, setups=SETUPS, wait: int = 1, warmup: int = 
         parse_setup(name)
         if any((Path(out) / name).glob("*.json")):
             raise ValueError(f"{Path(out) / name} already holds traces: choose another folder (nothing is overwritten)")
-    rank, world, device = ddp_setup()
+    device = ddp_setup()[2]
     try:
         cfg = load_config()
         data = build_number_data(replace(cfg.data, n_pairs=n_pairs), cfg.model.max_len, tempfile.mkdtemp())
         for name in setups:
-            trainer = _trainer(name, data, cfg, world, device)
+            trainer = _trainer(name, data, cfg, device)
             batches = iter(trainer.train_loader)
             with ProfilerWrapper(Path(out) / name, name, wait, warmup, active) as prof:
                 for _ in range(prof.steps):
@@ -208,8 +201,8 @@ def main(out: str,                       # folder for the traces: out/<setup>/<s
 
 def run_cpu_job(module: str, *args: str, nproc: int = 2, timeout: float = 300) -> None:
     "Run `python -m module args` under torchrun on `nproc` CPU ranks (gloo, one thread each); raise with its log's tail if it fails."
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(nproc), "-m", module, *args]
-    r = subprocess.run(cmd, env=cpu_ranks_env(), capture_output=True, text=True, timeout=timeout)
+    r = subprocess.run(torchrun_command(module, *args, nproc=nproc), env=cpu_ranks_env(), capture_output=True, text=True,
+                       timeout=timeout)
     if r.returncode:
         raise RuntimeError(f"{module} on {nproc} ranks failed ({r.returncode}):\n{r.stderr[-3000:]}")
 

@@ -18,11 +18,10 @@ import torch
 import torch.distributed as dist
 from fastcore.script import call_parse
 
-from ..data.dataloader import create_distributed_dataloader
 from ..model import Transformer
 from ..train.baseline import build_number_data, load_config
 from ..train.ddp_trainer import cleanup, ddp_setup
-from ..train.deepspeed_trainer import DeepSpeedTrainer, get_deepspeed_config, state_bytes, zero_formula_bytes
+from ..train.deepspeed_trainer import build_trainer, state_bytes, zero_formula_bytes
 from .gradient_checkpointing import apply_gradient_checkpointing, saved_activation_bytes
 from .profiler import run_cpu_job
 
@@ -64,15 +63,12 @@ def activation_bytes(model: torch.nn.Module, batch, checkpointed: bool) -> int:
 def measure_setup(name: str, data, cfg, device, micro_batch: int = 8, timed_steps: int = 2) -> dict:
     "One row of the roadmap, on every rank: accelerator model-state bytes, activation bytes, peak and step time."
     stage, checkpointed, offload = SETUPS[name]
-    t = cfg.training
-    torch.manual_seed(t.seed)
+    torch.manual_seed(cfg.training.seed)
     model = Transformer(cfg.transformer_config(len(data.src_vocab), len(data.tgt_vocab)))
     if checkpointed:
         apply_gradient_checkpointing(model)
-    trainer = DeepSpeedTrainer(model, create_distributed_dataloader(data.train, micro_batch, seed=t.seed),
-                               torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay),
-                               get_deepspeed_config(stage, micro_batch, "bf16", offload, gradient_clipping=t.clip_grad_norm),
-                               None, t.label_smoothing, device)
+    trainer = build_trainer("deepspeed", model, data, cfg, device, micro_batch, zero_stage=stage, precision="bf16",
+                            offload=offload)
     engine, counted = trainer.model, {}
     reduce = engine.allreduce_gradients
     engine.allreduce_gradients = lambda *a, **k: (counted.update(state_bytes(engine.module, engine.optimizer)), reduce(*a, **k))
