@@ -152,7 +152,8 @@ def analyze_communication_overlap(trace) -> list[dict]:
 SETUPS = ("ddp-1MB", "ddp-5MB", "ddp-25MB", "ddp-100MB", "zero2", "zero3")
 
 def parse_setup(name: str) -> tuple[str, dict]:
-    "A setup's mode and `build_trainer` options: 'ddp-5MB' → ('ddp', {'bucket_cap_mb': 5.0}), 'zero3' → ('deepspeed', {'zero_stage': 3})."
+    """A setup's mode and `build_trainer` options:
+    'ddp-5MB' → ('ddp', {'bucket_cap_mb': 5.0}), 'zero3' → ('deepspeed', {'zero_stage': 3})."""
     m = re.fullmatch(r"ddp-(\d+(?:\.\d+)?)MB|zero([123])", name)
     if not m:
         raise ValueError(f"unknown setup {name!r}: use ddp-<bucket>MB (e.g. ddp-25MB) or zero1, zero2, zero3")
