@@ -21,3 +21,9 @@ if ! nvidia-smi -L 2>/dev/null | grep -q '^GPU'; then export DS_ACCELERATOR=cpu;
 # notebook (chapter 09): silence its own log. Set KINETO_LOG_LEVEL=0 to see it.
 export KINETO_LOG_LEVEL="${KINETO_LOG_LEVEL:-6}"
 unset _th_root
+# DeepSpeed calls torch.distributed's collectives by their deprecated names on every step, and torch warns about
+# each call into the chapters' outputs (dozens of lines per ZeRO run): DeepSpeed's code, not the reader's. Only that
+# warning is silenced.
+_th_filter="ignore::FutureWarning:torch.distributed.c10d_logger"
+[[ ",${PYTHONWARNINGS:-}," == *",$_th_filter,"* ]] || export PYTHONWARNINGS="${PYTHONWARNINGS:+$PYTHONWARNINGS,}$_th_filter"
+unset _th_filter
