@@ -22,10 +22,9 @@ import torch.distributed as dist
 from fastcore.script import call_parse
 from torch.profiler import ProfilerActivity, profile, schedule
 
-from ..model import Transformer
 from ..train.baseline import build_number_data, load_config
 from ..train.ddp_trainer import cleanup, ddp_setup
-from ..train.deepspeed_trainer import build_trainer
+from ..train.deepspeed_trainer import build_model, build_trainer
 from .resume_lab import cpu_ranks_env, torchrun_command
 
 # %% ../../nbs/09_profiler.ipynb #02e9a80f
@@ -160,11 +159,9 @@ def parse_setup(name: str) -> tuple[str, dict]:
     return ("ddp", {"bucket_cap_mb": float(m[1])}) if m[1] else ("deepspeed", {"zero_stage": int(m[2])})
 
 def _trainer(name: str, data, cfg, device):
-    "Chapter 07's `build_trainer` for one setup, on the configured model from its seed."
+    "Chapter 07's trainer for one setup."
     mode, options = parse_setup(name)
-    torch.manual_seed(cfg.training.seed)
-    model = Transformer(cfg.transformer_config(len(data.src_vocab), len(data.tgt_vocab)))
-    return build_trainer(mode, model, data, cfg, device, **options)
+    return build_trainer(mode, build_model(cfg, data), data, cfg, device, **options)
 
 def profile_setups(out: str | Path, setups=SETUPS, wait: int = 1, warmup: int = 1, active: int = 2,
                    n_pairs: int = 2000) -> None:

@@ -21,7 +21,7 @@ from fastcore.script import call_parse
 from ..model import Transformer
 from ..train.baseline import build_number_data, load_config
 from ..train.ddp_trainer import cleanup, ddp_setup
-from ..train.deepspeed_trainer import build_trainer, state_bytes, zero_formula_bytes
+from ..train.deepspeed_trainer import build_model, build_trainer, state_bytes, zero_formula_bytes
 from .gradient_checkpointing import apply_gradient_checkpointing, saved_activation_bytes
 from .profiler import run_cpu_job
 
@@ -63,8 +63,7 @@ def activation_bytes(model: torch.nn.Module, batch, checkpointed: bool) -> int:
 def measure_setup(name: str, data, cfg, device, micro_batch: int = 8, timed_steps: int = 2) -> dict:
     "One row of the roadmap, on every rank: accelerator model-state bytes, activation bytes, peak and step time."
     stage, checkpointed, offload = SETUPS[name]
-    torch.manual_seed(cfg.training.seed)
-    model = Transformer(cfg.transformer_config(len(data.src_vocab), len(data.tgt_vocab)))
+    model = build_model(cfg, data)
     if checkpointed:
         apply_gradient_checkpointing(model)
     trainer = build_trainer("deepspeed", model, data, cfg, device, micro_batch, zero_stage=stage, precision="bf16",
