@@ -17,11 +17,82 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_bad_input_is_one_line_and_exit_2(tmp_path):
-    for args, message in [(["--mode", "bogus"], "error: unknown mode 'bogus'"),
-                          (["--config", str(tmp_path / "none.yaml")], "error: configuration file not found")]:
-        r = subprocess.run([sys.executable, "-m", "torch_handle.main", *args], capture_output=True, text=True, timeout=120)
-        assert r.returncode == 2 and r.stderr.strip().startswith(message), r.stderr
+def entry(*args, timeout=120):
+    return subprocess.run([sys.executable, "-m", "torch_handle.main", *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def one_line(r) -> str:
+    "The run's single line of complaint: exit 2 and exactly one line on stderr."
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and len(lines) == 1, (r.returncode, r.stderr[-3000:])
+    return lines[0]
+
+
+def test_bad_input_is_one_line_and_exit_2_with_nothing_written(tmp_path):
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("model:\n  d_model: 128\n  n_heads: [4\ntraining:\n  lr: 1.0e-3\n")
+    out, ckpt = tmp_path / "out", tmp_path / "ckpt"
+    cases = [(["--mode", "bogus"], "error: unknown mode 'bogus'"),
+             (["--config", tmp_path / "none.yaml"], "error: configuration file not found"),
+             (["--config", broken], f"error: {broken}:"),
+             (["--max_steps", "0"], "error: --max_steps must be positive, got 0"),
+             (["--n_pairs", "0"], "error: --n_pairs must be positive, got 0"),
+             (["--n_pairs", "-5"], "error: --n_pairs must be positive, got -5"),
+             (["--time_budget", "0"], "error: --time_budget must be positive, got 0"),
+             (["--checkpoint_every", "-1"], "error: --checkpoint_every must be 0 or more, got -1"),
+             (["--keep_last", "0"], "error: --keep_last must be positive, got 0"),
+             (["--test_pairs", "-1"], "error: --test_pairs must be 0 or more, got -1")]
+    for args, message in cases:
+        line = one_line(entry(*args, "--out", out, "--checkpoint_dir", ckpt))
+        assert line.startswith(message), (args, line)
+        assert not out.exists() and not ckpt.exists(), args
+    assert "not valid YAML" in one_line(entry("--config", broken)) and ":4: " in one_line(entry("--config", broken))   # where YAML noticed
+    out.mkdir()
+    (out / "metrics.json").write_text("{}")
+    assert "already holds metrics.json" in one_line(entry("--out", out, "--max_steps", "1"))
+    assert (out / "metrics.json").read_text() == "{}"
+
+
+def test_a_foreign_resume_folder_is_one_line_on_every_rank(tmp_path):
+    from torch_handle.labs.resume_lab import run_training
+    foreign = tmp_path / "exported"                      # not named step-N, holding a manifest of its own
+    foreign.mkdir()
+    (foreign / "manifest.json").write_text('{"format": "someone else\'s"}')
+    line = one_line(entry("--resume", foreign, *TINY))
+    assert line == f"error: {foreign}: not a checkpoint folder (checkpoints are named step-N)", line
+    step = tmp_path / "step-00000004"                   # named like ours, but another manifest
+    step.mkdir()
+    (step / "manifest.json").write_text('{"files": ["model.pt"]}')
+    assert "not a checkpoint manifest" in one_line(entry("--resume", step, *TINY))
+    r = run_training("ddp", tmp_path / "ddp", "--resume", str(foreign), *TINY, nproc=4, timeout=180)
+    log = (tmp_path / "ddp" / "log.txt").read_text()
+    assert r["returncode"] != 0 and log.count("error: ") == 4 and "not a checkpoint folder" in log, log[-3000:]
+    assert "torch_handle/" not in log, log[-3000:]                   # no traceback through our code
+
+
+def test_a_diverging_run_stops_at_its_step_and_keeps_the_last_good_checkpoint(tmp_path):
+    from torch_handle.utils.checkpoint import get_latest_checkpoint
+    config = tmp_path / "diverge.yaml"
+    config.write_text("training:\n  lr: 1.0e+30\n  warmup_steps: 0\n")
+    ckpt = tmp_path / "ckpt"
+    line = one_line(entry("--config", config, *TINY, "--checkpoint_dir", ckpt, "--checkpoint_every", "1"))
+    step = int(line.split("not finite at step ")[1].split()[0])
+    assert line.startswith("error: the training loss is not finite at step") and step >= 2, line
+    assert (ckpt / "latest").read_text().strip() == f"step-{step - 1:08d}"
+    assert get_latest_checkpoint(ckpt).name == f"step-{step - 1:08d}"
+
+
+def test_ranks_stop_together_and_a_log_gets_no_line_per_step(tmp_path):
+    from torch_handle.labs.resume_lab import run_training
+    r = run_training("ddp", tmp_path, "--max_steps", "400", "--n_pairs", "1000", "--test_pairs", "0",
+                     "--time_budget", "3", nproc=4, timeout=300)
+    assert r["returncode"] == 0, (tmp_path / "log.txt").read_text()[-3000:]
+    m = r["metrics"]
+    assert m["world_size"] == 4 and 1 <= m["steps"] < 400 and len(m["train_loss"]) == m["steps"]
+    log = (tmp_path / "log.txt").read_text()
+    progress = [l for l in log.splitlines() if l.startswith("step ")]
+    assert "\r" not in log and 1 <= len(progress) < m["steps"], progress
 
 
 def test_ddp_on_one_node(run_script, tmp_path):
@@ -38,7 +109,10 @@ def test_two_nodes_over_loopback(tmp_path):
                                *TINY, "--out", str(tmp_path)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) for node in (0, 1)]
     try:
-        results = [(p.wait(timeout=300), p.stderr.read()) for p in nodes]
+        results = []
+        for p in nodes:                                      # communicate: never wait() with pipes open
+            _, err = p.communicate(timeout=300)
+            results.append((p.returncode, err))
     finally:
         for p in nodes:
             p.kill()

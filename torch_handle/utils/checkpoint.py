@@ -22,6 +22,8 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from ..train.ddp_trainer import rank_world
+
 # %% ../../nbs/08a_training_checkpoints.ipynb #7854d81c
 PREFIX, MANIFEST, LATEST = "step-", "manifest.json", "latest"
 
@@ -38,11 +40,8 @@ def checkpoint_step(path: str | Path) -> int | None:
     name = Path(path).name
     return int(name[len(PREFIX):]) if name.startswith(PREFIX) and name[len(PREFIX):].isdigit() else None
 
-def _rank_world() -> tuple[int, int]:
-    return (dist.get_rank(), dist.get_world_size()) if dist.is_available() and dist.is_initialized() else (0, 1)
-
 def _barrier() -> None:
-    if _rank_world()[1] > 1:
+    if rank_world()[1] > 1:
         dist.barrier()
 
 # %% ../../nbs/08a_training_checkpoints.ipynb #6ba925e4
@@ -96,7 +95,7 @@ def save_checkpoint(root: str | Path, trainer, config: dict | None = None, finge
     folder is renamed and `root/latest` updated: a save killed at any point leaves the last good checkpoint."""
     if keep_last < 1:
         raise ValueError(f"keep_last must be at least 1, got {keep_last}")
-    rank, world = _rank_world()
+    rank, world = rank_world()
     root = Path(root)
     final = root / f"{PREFIX}{trainer.step:08d}"
     tmp = root / f".tmp-{final.name}"
@@ -158,7 +157,10 @@ def verify_checkpoint(path: str | Path) -> dict:
         raise CheckpointError(f"{path}: incomplete checkpoint (no {MANIFEST})") from None
     except ValueError as e:
         raise CheckpointError(f"{path}/{MANIFEST}: corrupt ({e})") from None
-    for name, want in manifest["files"].items():
+    files = manifest.get("files") if isinstance(manifest, dict) else None
+    if not isinstance(files, dict) or not all(isinstance(w, dict) and {"bytes", "sha256"} <= w.keys() for w in files.values()):
+        raise CheckpointError(f"{path}/{MANIFEST}: not a checkpoint manifest (no files with their bytes and sha256)")
+    for name, want in files.items():
         f = path / name
         if not f.is_file():
             raise CheckpointError(f"{f}: missing")
@@ -191,7 +193,7 @@ def load_checkpoint(path: str | Path, trainer, fingerprint: str | None = None, v
         verify_checkpoint(path)
     elif not (path / "trainer.pt").is_file():
         raise CheckpointError(f"no checkpoint at {path}")
-    rank, world = _rank_world()
+    rank, world = rank_world()
     # Our own files, checksummed above: they hold NumPy and Python RNG states, which weights_only refuses.
     meta = torch.load(path / "trainer.pt", weights_only=False)
     current = _model_config(trainer)
@@ -220,18 +222,34 @@ def load_checkpoint(path: str | Path, trainer, fingerprint: str | None = None, v
 # %% ../../nbs/08a_training_checkpoints.ipynb #9bbb8b7c
 def _broadcast_from_rank0(compute):
     "Run `compute()` on rank 0 only and give every rank its result, or raise its `CheckpointError` on every rank."
-    rank, world = _rank_world()
+    rank, world = rank_world()
     box = [None, None]
     if rank == 0:
         try:
             box[0] = compute()
-        except CheckpointError as e:
-            box[1] = str(e)
+        except Exception as e:                      # any failure, ours or not: one line on every rank, never a hang
+            box[1] = str(e) if isinstance(e, CheckpointError) else f"{type(e).__name__}: {e}"
     if world > 1:
         dist.broadcast_object_list(box, src=0)
     if box[1] is not None:
         raise CheckpointError(box[1])
     return box[0]
+
+def _on_every_rank(fn):
+    """Run `fn()` on every rank; if it raised anywhere, raise the first failing rank's error as a `CheckpointError`
+    on all of them (what every rank checks before its first collective fails on all ranks alike)."""
+    rank, world = rank_world()
+    try:
+        result, error = fn(), None
+    except Exception as e:
+        result, error = None, str(e) if isinstance(e, CheckpointError) else f"{type(e).__name__}: {e}"
+    if world > 1:
+        errors = [None] * world
+        dist.all_gather_object(errors, error)
+        error = next((f"rank {r}: {e}" for r, e in enumerate(errors) if e), None)
+    if error is not None:
+        raise CheckpointError(error)
+    return result
 
 class PeriodicCheckpoints:
     """The training entry's checkpointing: resume (`"auto"`: the newest good checkpoint in `root`, if any; or a
@@ -250,7 +268,7 @@ class PeriodicCheckpoints:
         self.config, self.fingerprint = config, fingerprint
         path = _broadcast_from_rank0(self._choose)
         if path is not None:
-            load_checkpoint(path, trainer, fingerprint, verify=False)      # rank 0 verified it in `_choose`
+            _on_every_rank(lambda: load_checkpoint(path, trainer, fingerprint, verify=False))   # verified in `_choose`
             self.last_saved = trainer.step
         return path
 
@@ -259,7 +277,9 @@ class PeriodicCheckpoints:
             path = get_latest_checkpoint(self.root) if self.resume == "auto" else None
         else:
             given = Path(self.resume)
-            path = given if (given / MANIFEST).exists() or checkpoint_step(given) is not None else get_latest_checkpoint(given)
+            if checkpoint_step(given) is None and (given / MANIFEST).exists():
+                raise CheckpointError(f"{given}: not a checkpoint folder (checkpoints are named {PREFIX}N)")
+            path = given if checkpoint_step(given) is not None else get_latest_checkpoint(given)
             if path is None:
                 raise CheckpointError(f"no checkpoint in {given}")
             verify_checkpoint(path)
