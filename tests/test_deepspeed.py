@@ -42,7 +42,7 @@ def test_bad_deepspeed_options_are_one_line(args, message):
 
 
 def test_config_files_are_validated(tmp_path):
-    from torch_handle.train.baseline import ConfigError
+    from torch_handle.train.config import ConfigError
     from torch_handle.train.deepspeed_trainer import get_deepspeed_config, load_deepspeed_config
     for stage in (1, 2, 3):
         shipped = get_deepspeed_config(stage, 16, "bf16", gradient_clipping=0.5)

@@ -1,4 +1,4 @@
-"""Chapters 09 and 10 from the command line: the roadmap's JSON, written by `python -m torch_handle.utils.roadmap` on
+"""Chapters 09 and 10 from the command line: the roadmap's JSON, written by `python -m torch_handle.labs.roadmap` on
 2 and 4 CPU ranks, read back and held against the ZeRO formula and the 1/N trend; bad input to both modules."""
 import json
 import subprocess
@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from torch_handle.utils.profiler import run_cpu_job
+from torch_handle.utils.launch import run_cpu_job
 
 SETUPS = "DDP,ZeRO-3,ZeRO-3 + AC + offload"
 
@@ -15,24 +15,24 @@ SETUPS = "DDP,ZeRO-3,ZeRO-3 + AC + offload"
 def roadmaps(tmp_path_factory):
     out = tmp_path_factory.mktemp("roadmap")
     for world in (2, 4):
-        run_cpu_job("torch_handle.utils.roadmap", str(out / f"{world}.json"), "--setups", SETUPS, "--timed_steps", "1",
+        run_cpu_job("torch_handle.labs.roadmap", str(out / f"{world}.json"), "--setups", SETUPS, "--timed_steps", "1",
                     nproc=world, timeout=400)
     return {world: json.loads((out / f"{world}.json").read_text()) for world in (2, 4)}
 
 
 def test_the_roadmap_json_follows_the_formula(roadmaps):
-    from torch_handle.train.deepspeed_trainer import zero_formula_bytes
     for world, result in roadmaps.items():
         rows = {r["setup"]: r for r in result["rows"]}
         assert result["world"] == world and list(rows) == SETUPS.split(",")
         n = result["n_params"]
-        for name, stage in (("DDP", 0), ("ZeRO-3", 3)):
-            formula = sum(zero_formula_bytes(n, world, stage, "bf16").values())
+        # the ZeRO paper's bf16 Adam bytes, written out: (2 + 2 + 12)Ψ replicated, and all of it over N at stage 3
+        for name, formula in (("DDP", 16 * n), ("ZeRO-3", 16 * n / world)):
             assert rows[name]["formula_bytes"] == formula
             assert abs(rows[name]["model_state_bytes"] / formula - 1) < 0.02, (world, name, rows[name])
         offload = rows["ZeRO-3 + AC + offload"]
-        assert offload["model_state_bytes"] == 0 and offload["formula_bytes"] == 0
-        assert abs(offload["offloaded_bytes"] / (rows["ZeRO-3"]["model_state_bytes"] + 4 * n / world) - 1) < 0.02
+        # what left the accelerator: ZeRO-3's partitions (2 + 2 + 12)Ψ/N, plus the fp32 gradient partition (4Ψ/N)
+        # that DeepSpeed's CPU optimizer steps on
+        assert abs(offload["offloaded_bytes"] / (16 * n / world + 4 * n / world) - 1) < 0.03, offload
         assert offload["activation_bytes"] < rows["ZeRO-3"]["activation_bytes"] / 5          # checkpointed blocks
         assert all(r["step_s"] > 0 for r in rows.values())
 
@@ -44,9 +44,10 @@ def test_the_roadmap_shows_the_1_over_n_trend(roadmaps):
 
 
 @pytest.mark.parametrize("module, args, message", [
-    ("torch_handle.utils.roadmap", ["{tmp}/r.json", "--setups", "ZeRO-4"], "error: unknown setup 'ZeRO-4'"),
-    ("torch_handle.utils.roadmap", ["{tmp}"], "already exists: choose another file (nothing is overwritten)"),
-    ("torch_handle.utils.profiler", ["{tmp}", "--setups", "ddp-5"], "error: unknown setup 'ddp-5'"),
+    ("torch_handle.labs.roadmap", ["{tmp}/r.json", "--setups", "ZeRO-4"], "error: unknown setup 'ZeRO-4'"),
+    ("torch_handle.labs.roadmap", ["{tmp}"], "already exists: choose another file (nothing is overwritten)"),
+    ("torch_handle.labs.roadmap", ["{tmp}/r.json", "--timed_steps", "0"], "--timed_steps and --micro_batch must be positive"),
+    ("torch_handle.labs.profiling", ["{tmp}", "--setups", "ddp-5"], "error: unknown setup 'ddp-5'"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, module, args, message):
     r = subprocess.run([sys.executable, "-m", module, *[a.format(tmp=tmp_path) for a in args]],
@@ -57,7 +58,7 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, module, args, message):
 def test_the_profiler_never_overwrites_traces(tmp_path):
     (tmp_path / "ddp-5MB").mkdir()
     (tmp_path / "ddp-5MB" / "ddp-5MB.rank0.step4.json").write_text("{}")
-    r = subprocess.run([sys.executable, "-m", "torch_handle.utils.profiler", str(tmp_path), "--setups", "ddp-5MB"],
+    r = subprocess.run([sys.executable, "-m", "torch_handle.labs.profiling", str(tmp_path), "--setups", "ddp-5MB"],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "already holds traces" in r.stderr, r.stderr
     assert (tmp_path / "ddp-5MB" / "ddp-5MB.rank0.step4.json").read_text() == "{}"

@@ -9,9 +9,7 @@ __all__ = ['SETUPS', 'CLAIMED', 'formula_accelerator_bytes', 'activation_bytes',
 # %% ../../nbs/10_roadmap.ipynb #f73e0cd4
 import json
 import sys
-import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -19,11 +17,11 @@ import torch.distributed as dist
 from fastcore.script import call_parse
 
 from ..model import Transformer
-from ..train.baseline import build_number_data, load_config
+from ..train.build import build_model, build_trainer, setup_run
 from ..train.ddp_trainer import cleanup, ddp_setup
-from ..train.deepspeed_trainer import build_model, build_trainer, state_bytes, zero_formula_bytes
-from .gradient_checkpointing import apply_gradient_checkpointing, saved_activation_bytes
-from .profiler import run_cpu_job
+from ..train.deepspeed_trainer import state_bytes, zero_formula_bytes
+from ..utils.gradient_checkpointing import apply_gradient_checkpointing, saved_activation_bytes
+from ..utils.launch import run_cpu_job
 
 # %% ../../nbs/10_roadmap.ipynb #5e10d6b9
 SETUPS = {                    # name: (ZeRO stage, activation checkpointing, offload)
@@ -104,10 +102,11 @@ def run_roadmap(out: str | Path, setups=tuple(SETUPS), micro_batch: int = 8, tim
     unknown = [s for s in setups if s not in SETUPS]
     if unknown:
         raise ValueError(f"unknown setup {unknown[0]!r}; choose from {', '.join(SETUPS)}")
+    if timed_steps < 1 or micro_batch < 1:
+        raise ValueError(f"--timed_steps and --micro_batch must be positive, got {timed_steps} and {micro_batch}")
+    cfg, data, _ = setup_run(n_pairs=n_pairs)
     rank, world, device = ddp_setup()
     try:
-        cfg = load_config()
-        data = build_number_data(replace(cfg.data, n_pairs=n_pairs), cfg.model.max_len, tempfile.mkdtemp())
         rows = [measure_setup(name, data, cfg, device, micro_batch, timed_steps) for name in setups]
         n_params = cfg.transformer_config(len(data.src_vocab), len(data.tgt_vocab)).num_parameters()
         for row in rows:
@@ -135,7 +134,7 @@ def main(out: str,                    # the JSON file to write (must not exist)
 
 def roadmap_job(out: str | Path, nproc: int = 2, micro_batch: int = 8, timed_steps: int = 2, timeout: float = 400) -> dict:
     "Measure the roadmap on `nproc` CPU ranks under torchrun; return the JSON it wrote."
-    run_cpu_job("torch_handle.utils.roadmap", str(out), "--micro_batch", str(micro_batch), "--timed_steps", str(timed_steps),
+    run_cpu_job("torch_handle.labs.roadmap", str(out), "--micro_batch", str(micro_batch), "--timed_steps", str(timed_steps),
                 nproc=nproc, timeout=timeout)
     return json.loads(Path(out).read_text())
 
