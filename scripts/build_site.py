@@ -33,6 +33,8 @@ from nbconvert.filters.markdown_mistune import IPythonRenderer, MarkdownWithMath
 from nbdev.config import get_config
 from nbdev.processors import FilterDefaults, exec_show_docs
 
+from chapter_runs import rank_statuses
+
 ROOT = Path(__file__).resolve().parent.parent
 NBS = ROOT / "nbs"
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
@@ -67,10 +69,9 @@ def succeeded(notebook: Path) -> bool:
     "papermill finished the notebook without an exception, and no rank of its run reported a failure."
     try:
         pm = json.loads(notebook.read_text())["metadata"].get("papermill", {})
-        statuses = [json.loads(p.read_text()) for p in notebook.parent.glob("status.rank*.json")]
     except (OSError, ValueError, KeyError):
         return False
-    return bool(pm.get("end_time")) and not pm.get("exception") and all(s.get("ok") for s in statuses)
+    return bool(pm.get("end_time")) and not pm.get("exception") and all(s.get("ok") for s in rank_statuses(notebook.parent))
 
 
 def newest_run(runs: Path, name: str) -> Path | None:

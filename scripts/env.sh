@@ -3,6 +3,9 @@
 # TORCH_HANDLE_ACTIVE_ENV=1 uses the python3 already on PATH instead (a cluster's own PyTorch build,
 # with the packages of scripts/requirements.txt and deepspeed installed, and this folder on PYTHONPATH).
 _th_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# No GPU in this machine: DeepSpeed must use its CPU accelerator (scripts/setup_env.sh reads this too). The one check
+# in bash; Python asks torch_handle.utils.launch.visible_gpus, which honours CUDA_VISIBLE_DEVICES.
+if ! nvidia-smi -L 2>/dev/null | grep -q '^GPU'; then export DS_ACCELERATOR=cpu; fi
 if [[ -n "${TORCH_HANDLE_ACTIVE_ENV:-}" ]]; then
   export PYTHONPATH="$_th_root${PYTHONPATH:+:$PYTHONPATH}"
 else
@@ -15,8 +18,6 @@ else
   # JIT-built DeepSpeed ops are cached inside the environment: built once.
   export TORCH_EXTENSIONS_DIR="$_th_root/.venv/torch_extensions"
 fi
-# No GPU visible: DeepSpeed must use its CPU accelerator.
-if ! nvidia-smi -L 2>/dev/null | grep -q '^GPU'; then export DS_ACCELERATOR=cpu; fi
 # torch.profiler's tracer (kineto) prints two lines per trace at its highest log level, into every profiled
 # notebook (chapter 09): silence its own log. Set KINETO_LOG_LEVEL=0 to see it.
 export KINETO_LOG_LEVEL="${KINETO_LOG_LEVEL:-6}"

@@ -21,8 +21,9 @@ from pathlib import Path
 
 import papermill
 from jupyter_client.manager import AsyncKernelManager
-from papermill.cli import _resolve_type
 from papermill.exceptions import PapermillExecutionError
+
+from chapter_runs import STATUS, parse_param
 
 LIVE_KERNELS: list[AsyncKernelManager] = []
 
@@ -57,14 +58,6 @@ def running_cell(notebook: Path) -> int | None:
     return started[-1].get("execution_count") if started else None
 
 
-def parse_param(text: str) -> tuple[str, object]:
-    "`KEY=VALUE`, the value typed as papermill's own `-p` types it (so both run modes agree)."
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    return key, _resolve_type(value)
-
-
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--notebook", required=True)
@@ -78,7 +71,7 @@ def main() -> int:
 
     rank = int(os.environ.get("RANK", "0"))
     out, name = Path(a.out), Path(a.notebook).stem
-    status_file = out / f"status.rank{rank}.json"
+    status_file = out / STATUS.format(rank=rank)
     private = Path(tempfile.mkdtemp(prefix=f"th-rank{rank}-"))       # short path: IPC socket names are limited
     (private / "tmp").mkdir()
     os.environ["TMPDIR"] = str(private / "tmp")

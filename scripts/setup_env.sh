@@ -26,7 +26,7 @@ pip --no-deps --no-build-isolation -e "$ROOT"
 # On CPU, DeepSpeed's communication backend JIT-builds its shared-memory op on first use (~60 s): build it now,
 # into the environment (env.sh points TORCH_EXTENSIONS_DIR there), so no chapter run compiles anything. PATH as
 # env.sh leaves it: with another PATH the build commands differ and the first run would rebuild the op.
-if ! nvidia-smi -L 2>/dev/null | grep -q '^GPU'; then
+if [[ "${DS_ACCELERATOR:-}" == cpu ]]; then                    # env.sh sets it where the machine has no GPU
   step env PATH="$VENV/bin:$PATH" VIRTUAL_ENV="$VENV" DS_ACCELERATOR=cpu TORCH_EXTENSIONS_DIR="$VENV/torch_extensions" \
     "$VENV/bin/python" -c "from deepspeed.ops.op_builder.cpu import ShareMemCommBuilder; ShareMemCommBuilder().load()"
 fi

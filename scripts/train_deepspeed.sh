@@ -8,5 +8,5 @@ set -euo pipefail
 # shellcheck source=scripts/node_ranks.sh
 source "$(dirname "${BASH_SOURCE[0]}")/node_ranks.sh"
 # --num_gpus is how the launcher counts ranks on one node, CPU ranks included; a free port for a private rendezvous.
-port=$(python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+port=$(python -c 'from torch_handle.utils.launch import free_port; print(free_port())')
 exec deepspeed --num_gpus "$nproc" --master_port "$port" --no_local_rank --module torch_handle.main --mode deepspeed "$@"

@@ -1,12 +1,12 @@
 """run_chapter.sh on distributed chapters: every rank runs the notebook under torchrun on CPU (gloo); a rank
-that raises or hangs ends the whole job non-zero, in time, naming the rank and the cell, leaving no process."""
+that raises or hangs ends the whole job non-zero, in time, naming the rank and the cell, leaving no process; so
+does a Ctrl-C."""
 import json
 import re
-import subprocess
-import time
+import signal
 
-import nbformat
 import pytest
+from launcher import Launch, cmdline, environ, write_chapter
 
 SETUP = """import os, time
 import torch, torch.distributed as dist
@@ -15,15 +15,6 @@ rank, world = dist.get_rank(), dist.get_world_size()"""
 ALL_REDUCE = """t = torch.tensor([float(rank + 1)])
 dist.all_reduce(t)
 assert t.item() == world * (world + 1) / 2, t"""
-
-
-def write_chapter(nbs, name, *cells, parameters=None):
-    nb = nbformat.v4.new_notebook(metadata={"torch_handle": {"distributed": True},
-                                            "kernelspec": {"name": "python3", "display_name": "python3", "language": "python"}})
-    if parameters:
-        nb.cells.append(nbformat.v4.new_code_cell(parameters, metadata={"tags": ["parameters"]}))
-    nb.cells += [nbformat.v4.new_code_cell(c) for c in cells]
-    nbformat.write(nb, nbs / f"{name}.ipynb")
 
 
 @pytest.fixture
@@ -35,13 +26,8 @@ def chapters(tmp_path):
                   "dist.destroy_process_group()", parameters="greeting = 'hello'")
     write_chapter(nbs, "91_raises", SETUP, "if rank == 1:\n    raise RuntimeError('boom on rank 1')", ALL_REDUCE)
     write_chapter(nbs, "92_hangs", SETUP, "if rank == 1:\n    time.sleep(3600)", ALL_REDUCE)
+    write_chapter(nbs, "93_sleeps", SETUP, "time.sleep(3600)")
     return {"TORCH_HANDLE_NBS": str(nbs), "TORCH_HANDLE_RUNS": str(tmp_path / "runs")}
-
-
-def leftovers(tag: str) -> list[str]:
-    "Processes whose command line mentions `tag` (the rank runners and their kernels)."
-    ps = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout.splitlines()
-    return [line for line in ps if tag in line and "ps -eo" not in line]
 
 
 def test_every_rank_runs_the_notebook(run_script, chapters, tmp_path):
@@ -61,14 +47,25 @@ def test_every_rank_runs_the_notebook(run_script, chapters, tmp_path):
     ("91_raises", [], r"rank 1 failed in cell \[2\] .*RuntimeError: boom on rank 1"),
     ("92_hangs", ["--timeout", "10"], r"rank 1 failed in cell \[2\] .*CellTimeoutError"),
 ])
-def test_a_failing_or_hanging_rank_ends_the_job(run_script, chapters, tmp_path, name, extra, message):
-    # A job that hung past the cell timeout would raise TimeoutExpired here: kernel start-up, 10 s, teardown fit well in 150 s.
-    r = run_script("scripts/run_chapter.sh", name, "--nproc", "2", *extra, env=chapters, timeout=150)
-    assert r.returncode != 0
-    assert re.search(message, r.stderr), r.stderr[-3000:]
-    time.sleep(1)
-    assert not leftovers(str(tmp_path / "runs")), leftovers(str(tmp_path / "runs"))
-    assert not leftovers("th-rank"), leftovers("th-rank")
+def test_a_failing_or_hanging_rank_ends_the_job(chapters, name, extra, message):
+    # A job that hung past the cell timeout would raise TimeoutError here: kernel start-up, 10 s, teardown fit well in 150 s.
+    with Launch(name, "--nproc", "2", *extra, env=chapters) as run:
+        run.wait(timeout=150)
+        assert run.proc.returncode != 0
+        assert re.search(message, run.stderr), run.stderr[-3000:]
+        assert len(run.seen) >= 4, "the runners and kernels of both ranks were seen"
+        assert not run.left(), run.left()
+
+
+def test_ctrl_c_stops_every_rank_and_kernel(chapters):
+    def kernels(below):
+        return [p for p in below if "RANK" in environ(p) and "ipykernel_launcher" in cmdline(p)]
+    with Launch("93_sleeps", "--nproc", "2", env=chapters) as run:
+        assert not run.wait(timeout=150, until=lambda below: len(kernels(below)) == 2), run.stderr[-3000:]
+        run.proc.send_signal(signal.SIGINT)
+        run.wait(timeout=60)
+        assert run.proc.returncode == 130, run.stderr[-3000:]
+        assert not run.left(), run.left()
 
 
 def test_bad_distributed_arguments(run_script, chapters):
