@@ -7,7 +7,6 @@ __all__ = ['check_options', 'train', 'summary_line', 'main']
 
 # %% ../nbs/06a_training_entry.ipynb #7d9aa960
 import json
-import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -19,12 +18,12 @@ from .data.dataloader import bucketed_loader, create_distributed_dataloader
 from .data.dataset import CorpusError
 from .model import Transformer
 from .train.build import MODES, build_trainer, setup_run
-from .train.config import ConfigError
 from .train.ddp_trainer import cleanup, ddp_setup
 from .train.deepspeed_trainer import get_deepspeed_config
 from .train.trainer import NonFiniteLossError, translate, translation_scores
 from .utils.checkpoint import CheckpointError, PeriodicCheckpoints, vocab_fingerprint
 from .utils.gradient_checkpointing import apply_gradient_checkpointing
+from .utils.launch import one_line_errors
 
 # %% ../nbs/06a_training_entry.ipynb #648d2112
 def check_options(mode: str, max_steps=None, time_budget=None, n_pairs=None, checkpoint_every=0, keep_last=3,
@@ -121,11 +120,8 @@ def main(mode: str = "single",      # single: one process; ddp, deepspeed: every
          activation_checkpointing: bool = False,  # recompute each Transformer block in the backward pass
          test_pairs: int = None):   # translate only this many test pairs (0: none; default: all)
     "Train the course's translation model; rank 0 prints and writes the test scores."
-    try:
+    with one_line_errors(ValueError, CorpusError, CheckpointError, NonFiniteLossError):    # ConfigError is a ValueError
         metrics = train(mode, config, max_steps, time_budget, n_pairs, out, zero_stage, precision, checkpoint_dir,
                         checkpoint_every, keep_last, resume, activation_checkpointing, test_pairs)
-    except (ValueError, ConfigError, CorpusError, CheckpointError, NonFiniteLossError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
     if metrics:
         print(summary_line(metrics) + (f"\nmetrics: {Path(out) / 'metrics.json'}" if out else ""))

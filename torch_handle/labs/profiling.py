@@ -7,7 +7,6 @@ __all__ = ['SETUPS', 'parse_setup', 'profile_setups', 'main', 'profile_job']
 
 # %% ../../nbs/09a_profiling_lab.ipynb #d9e111eb
 import re
-import sys
 from pathlib import Path
 
 import torch.distributed as dist
@@ -15,7 +14,7 @@ from fastcore.script import call_parse
 
 from ..train.build import build_model, build_trainer, setup_run
 from ..train.ddp_trainer import cleanup, ddp_setup
-from ..utils.launch import run_cpu_job
+from ..utils.launch import one_line_errors, run_cpu_job
 from ..utils.profiler import ProfilerWrapper
 
 # %% ../../nbs/09a_profiling_lab.ipynb #3fae7b54
@@ -61,11 +60,8 @@ def main(out: str,                       # folder for the traces: out/<setup>/<s
          active: int = 2,                 # recorded steps per setup (after 1 skipped and 1 warm-up step)
          n_pairs: int = 2000):            # size of the generated corpus
     "Profile DDP and ZeRO training steps on every rank of a torchrun job."
-    try:
+    with one_line_errors(ValueError):
         profile_setups(out, setups.split(","), active=active, n_pairs=n_pairs)
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
 
 def profile_job(out: str | Path, setups=SETUPS, nproc: int = 2, active: int = 2) -> dict:
     "Profile `setups` on `nproc` CPU ranks; return {setup: [rank 0's trace, rank 1's, ...]}."

@@ -8,7 +8,6 @@ __all__ = ['SETUPS', 'CLAIMED', 'formula_accelerator_bytes', 'activation_bytes',
 
 # %% ../../nbs/10_roadmap.ipynb #f73e0cd4
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from ..train.build import build_model, build_trainer, setup_run
 from ..train.ddp_trainer import cleanup, ddp_setup
 from ..train.deepspeed_trainer import state_bytes, zero_formula_bytes
 from ..utils.gradient_checkpointing import apply_gradient_checkpointing, saved_activation_bytes
-from ..utils.launch import run_cpu_job
+from ..utils.launch import one_line_errors, run_cpu_job
 
 # %% ../../nbs/10_roadmap.ipynb #5e10d6b9
 SETUPS = {                    # name: (ZeRO stage, activation checkpointing, offload)
@@ -126,11 +125,8 @@ def main(out: str,                    # the JSON file to write (must not exist)
          micro_batch: int = 8,        # sentences per rank and step
          timed_steps: int = 2):       # timed training steps per setup
     "Measure the roadmap on every rank of a torchrun job; rank 0 writes `out`."
-    try:
+    with one_line_errors(ValueError):
         run_roadmap(out, setups.split(","), micro_batch, timed_steps)
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
 
 def roadmap_job(out: str | Path, nproc: int = 2, micro_batch: int = 8, timed_steps: int = 2, timeout: float = 400) -> dict:
     "Measure the roadmap on `nproc` CPU ranks under torchrun; return the JSON it wrote."

@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['free_port', 'threads_per_rank', 'visible_gpus', 'cpu_ranks_env', 'torchrun_command', 'stop_process_tree',
-           'become_subreaper', 'run_cpu_job']
+           'become_subreaper', 'run_cpu_job', 'one_line_errors']
 
 # %% ../../nbs/06b_launching.ipynb #39f3a5cd
 import contextlib
@@ -114,3 +114,13 @@ def run_cpu_job(module: str, *args: str, nproc: int = 2, timeout: float = 300) -
         tail = "\n".join(output.splitlines()[-30:])
         raise RuntimeError(f"{module} on {nproc} CPU ranks failed (exit {job.returncode}): "
                            f"{'; '.join(raised) or 'no traceback'}\n{tail}")
+
+# %% ../../nbs/06b_launching.ipynb #4deb6286
+@contextlib.contextmanager
+def one_line_errors(*errors: type[BaseException]):
+    "Inside, an exception of `errors` becomes `error: <message>` on stderr and exit status 2 (the command-line contract)."
+    try:
+        yield
+    except errors as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
