@@ -6,7 +6,7 @@
 __all__ = ['TransformerStack', 'TransformerEncoder', 'TransformerDecoder', 'TransformerConfig', 'Transformer', 'count_parameters']
 
 # %% ../../nbs/04_transformer.ipynb #295c7c7f
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 from torch import nn
