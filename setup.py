@@ -21,7 +21,8 @@ setuptools.setup(
     package_data={cfg["lib_name"]: cfg.get("package_data", "").split()},
     include_package_data=True,
     install_requires=shlex.split(cfg.get("requirements", "")),
-    extras_require={"dev": shlex.split(cfg.get("dev_requirements", ""))},
+    extras_require={"deepspeed": shlex.split(cfg.get("deepspeed_requirements", "")),     # --mode deepspeed, chapter 07
+                    "dev": shlex.split(cfg.get("dev_requirements", ""))},
     python_requires=">=" + cfg["min_python"],
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
