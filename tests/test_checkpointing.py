@@ -45,7 +45,7 @@ def test_checkpoint_options_fail_in_one_line(tmp_path):
     r = entry("--resume", str(tmp_path / "nowhere"))
     assert r.returncode == 2 and r.stderr.strip().splitlines()[-1].startswith("error: no checkpoint"), r.stderr
     r = entry("--test_pairs", "-1")
-    assert r.returncode == 2 and r.stderr.strip() == "error: --test_pairs must be 0 or more, not -1"
+    assert r.returncode == 2 and r.stderr.strip() == "error: --test_pairs must be 0 or more, got -1"
 
 
 def test_existing_checkpoints_are_never_overwritten_and_corruption_is_caught(tmp_path):

@@ -2,19 +2,13 @@
 loopback with a c10d rendezvous; and chapter 06 run on 2 CPU ranks by run_chapter.sh."""
 import json
 import os
-import socket
 import subprocess
 import sys
 
 from conftest import ROOT
+from torch_handle.utils.launch import free_port
 
 TINY = ["--max_steps", "5", "--n_pairs", "1000"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def entry(*args, timeout=120):
