@@ -61,7 +61,7 @@ def train(mode: str = "single", config: str | None = None, max_steps: int | None
             raise ValueError(f"training.batch_size={t.batch_size} must divide by the world size {world}")
         if activation_checkpointing:
             apply_gradient_checkpointing(model)                   # chapter 08: recompute each block in backward
-        trainer = build_trainer(mode, model, data, cfg, device, zero_stage=zero_stage, precision=precision)   # chapter 07
+        trainer = build_trainer(mode, model, data, cfg, device, zero_stage=zero_stage, precision=precision)   # chapter 07a
         valid = (bucketed_loader(data.valid, 256, shuffle=False) if mode == "single"
                  else create_distributed_dataloader(data.valid, 256, shuffle=False))
         resumed = checkpoints.start(trainer, asdict(cfg), vocab_fingerprint(data.src_vocab, data.tgt_vocab))

@@ -48,7 +48,7 @@ class Progress:
 
     def update(self, step: int, loss: float, lr: float) -> None:
         self.bar.update(1)
-        self.bar.set_postfix(loss=f"{loss:.3f}", lr=f"{lr:.1e}")
+        self.bar.set_postfix(loss=f"{loss:.3f}", lr=f"{lr:.1e}", refresh=False)   # redraw at mininterval, not per step
         self.unlogged = f"step {step}/{self.total}: loss {loss:.4f}, lr {lr:.2e}"
         if self.log and time.monotonic() - self.last >= self.every_s:
             self._write()
@@ -122,7 +122,7 @@ class Trainer:
         `on_step(trainer)`, if given, runs after every step (chapter 08 saves checkpoints from it). Every step ends
         with one decision that all ranks share (`reduce_sum`): rank 0's clock says whether time is up, so every rank
         stops at the same step; a loss that is not finite on any rank raises `NonFiniteLossError` on all of them,
-        before `on_step`, so no checkpoint of a diverged model is ever saved."""
+        before `on_step`: no checkpoint is saved from that step on, and the last one saved is the step before."""
         if len(self.train_loader) == 0:
             raise ValueError("the training loader yields no batches")
         start, stop = time.time(), False

@@ -138,7 +138,10 @@ def plot_timeline(trace, step: int | None = None, ax=None, title: str | None = N
     "Draw one recorded step of a trace (the first, or `ProfilerStep#step`) as lanes of compute, communication and their overlap, in ms."
     import matplotlib.pyplot as plt
     events = load_trace(trace)
-    s = next(e for e in _steps(events) if step is None or e["name"] == f"ProfilerStep#{step}")
+    steps = _steps(events)
+    s = next((e for e in steps if step is None or e["name"] == f"ProfilerStep#{step}"), None)
+    if s is None:
+        raise ValueError(f"no recorded step {step} in this trace; it has {', '.join(e['name'] for e in steps) or 'none'}")
     compute, comm = step_intervals(events, s)
     ax = ax or plt.gca()
     lanes = [("communication", comm, "tab:red"), ("hidden", _intersect(compute, comm), "tab:green"),
