@@ -57,8 +57,6 @@ def train(mode: str = "single", config: str | None = None, max_steps: int | None
     t = cfg.training
     rank, world, device = ddp_setup() if mode != "single" else (0, 1, torch.device("cuda" if torch.cuda.is_available() else "cpu"))
     try:
-        if t.batch_size % world:
-            raise ValueError(f"training.batch_size={t.batch_size} must divide by the world size {world}")
         if activation_checkpointing:
             apply_gradient_checkpointing(model)                   # chapter 08: recompute each block in backward
         trainer = build_trainer(mode, model, data, cfg, device, zero_stage=zero_stage, precision=precision)   # chapter 07a

@@ -42,7 +42,7 @@ def build_trainer(mode: str, model: nn.Module, data, cfg, device: str | torch.de
     if mode == "single":
         loader = bucketed_loader(data.train, t.batch_size, seed=t.seed)
         return Trainer(model, loader, optimizer, scheduler, t.label_smoothing, t.clip_grad_norm, device)
-    micro = micro_batch or t.batch_size // dist.get_world_size()
+    micro = micro_batch or max(1, t.batch_size // dist.get_world_size())     # the global batch over the ranks, rounded down
     loader = create_distributed_dataloader(data.train, micro, seed=t.seed)
     if mode == "ddp":
         return DDPTrainer(model, loader, optimizer, scheduler, t.label_smoothing, t.clip_grad_norm, device, bucket_cap_mb)
