@@ -51,8 +51,9 @@ def _max_over_ranks(values: list[float]) -> list[float]:
     return t.tolist()
 
 def activation_bytes(model: torch.nn.Module, batch, checkpointed: bool) -> int:
-    "Bytes autograd saves for the backward pass of `batch` through a bf16 copy of `model`, its blocks checkpointed or not."
-    net = Transformer(model.config).to(torch.bfloat16)
+    """Bytes autograd saves for the backward pass of `batch` through a bf16 copy of `model`, its blocks checkpointed or
+    not, built on the device the batch lives on."""
+    net = Transformer(model.config).to(batch.src.device, torch.bfloat16)
     if checkpointed:
         apply_gradient_checkpointing(net)
     return saved_activation_bytes(net, lambda: net(batch.src, batch.tgt_in))[1]

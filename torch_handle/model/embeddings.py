@@ -21,7 +21,8 @@ class TokenEmbedding(nn.Module):
         self.scale = math.sqrt(d_model)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        if tokens.numel() and (int(tokens.max()) >= self.vocab_size or int(tokens.min()) < 0):
+        # Checked on the CPU only: on a GPU, reading max/min back to Python would stall every forward pass.
+        if tokens.device.type == "cpu" and tokens.numel() and (int(tokens.max()) >= self.vocab_size or int(tokens.min()) < 0):
             raise ValueError(f"token ids must lie in [0, {self.vocab_size}) for vocab_size={self.vocab_size}; "
                              f"got min {int(tokens.min())}, max {int(tokens.max())}")
         return self.embedding(tokens) * self.scale

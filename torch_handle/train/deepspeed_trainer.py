@@ -181,8 +181,8 @@ class DeepSpeedTrainer(DDPTrainer):
         return loss.item()
 
     def full_state_dict(self) -> dict:
-        "The whole model's weights, as fp32 copies, on every rank: ZeRO-3 gathers its partitions, so call it on all ranks."
+        "The whole model's weights as fp32 CPU copies, on every rank: ZeRO-3 gathers its partitions, so call it on all ranks."
         import deepspeed
         module = self.model.module
         with deepspeed.zero.GatheredParameters(list(module.parameters()), enabled=self.stage == 3):
-            return {k: v.detach().float().clone() for k, v in module.state_dict().items()}
+            return {k: v.detach().float().cpu().clone() for k, v in module.state_dict().items()}

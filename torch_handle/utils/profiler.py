@@ -63,9 +63,15 @@ def load_trace(trace) -> list[dict]:
         trace = json.loads(gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_text())
     return [e for e in trace["traceEvents"] if e.get("ph") == "X"]
 
-def _is_collective(e: dict) -> bool:
-    "Collective work: a process group's gloo/NCCL event, or an NCCL kernel on a GPU."
-    return e["name"].startswith(COLLECTIVE_PREFIXES) or (e.get("cat") == "kernel" and "nccl" in e["name"].lower())
+def _is_gpu(events: list[dict]) -> bool:
+    return any(e.get("cat") == "kernel" for e in events)
+
+def _is_collective(e: dict, gpu: bool) -> bool:
+    """Collective work. On a GPU trace the NCCL kernels, in device time: the host-side `nccl:*` events only mark when
+    the CPU enqueued a collective. On a CPU trace the process group's `gloo:*` (or `nccl:*`) work events."""
+    if gpu:
+        return e.get("cat") == "kernel" and "nccl" in e["name"].lower()
+    return e["name"].startswith(COLLECTIVE_PREFIXES)
 
 def _union(intervals) -> list[tuple[float, float]]:
     out = []
@@ -112,9 +118,10 @@ def step_intervals(events: list[dict], step: dict) -> tuple[list, list]:
     lo, hi = step["ts"], step["ts"] + step["dur"]
     clip = lambda es: _union((max(e["ts"], lo), min(e["ts"] + e["dur"], hi)) for e in es
                              if e["ts"] < hi and e["ts"] + e["dur"] > lo)
-    comm = clip(e for e in events if _is_collective(e))
-    if any(e.get("cat") == "kernel" for e in events):          # a GPU trace: device time
-        return clip(e for e in events if e.get("cat") == "kernel" and not _is_collective(e)), comm
+    gpu = _is_gpu(events)
+    comm = clip(e for e in events if _is_collective(e, gpu))
+    if gpu:                                                     # device time: the kernels
+        return clip(e for e in events if e.get("cat") == "kernel" and not _is_collective(e, gpu)), comm
     ops = [e for e in events if e["tid"] == step["tid"] and e.get("cat") == "cpu_op"]
     blocked = clip(e for e in ops if e["name"].startswith("c10d::") or "wait" in e["name"].lower())
     return _subtract(clip(ops), blocked), comm
@@ -123,11 +130,11 @@ def analyze_communication_overlap(trace) -> list[dict]:
     """Per recorded step of one rank's trace: step, compute and communication time, the time both ran at once
     (hidden), the rest of the communication (exposed), the hidden fraction, and the number of collectives. Times in ms."""
     events = load_trace(trace)
-    rows = []
+    rows, gpu = [], _is_gpu(events)
     for s in _steps(events):
         compute, comm = step_intervals(events, s)
         hidden, c = _length(_intersect(compute, comm)), _length(comm)
-        n = sum(1 for e in events if _is_collective(e) and s["ts"] <= e["ts"] < s["ts"] + s["dur"])
+        n = sum(1 for e in events if _is_collective(e, gpu) and s["ts"] <= e["ts"] < s["ts"] + s["dur"])
         rows.append({"step": int(s["name"].split("#")[1]), "step_ms": s["dur"] / 1e3, "compute_ms": _length(compute) / 1e3,
                      "comm_ms": c / 1e3, "hidden_ms": hidden / 1e3, "exposed_ms": (c - hidden) / 1e3,
                      "hidden_fraction": hidden / c if c else 0.0, "collectives": n})
