@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 from make_readme import render  # noqa: E402
@@ -58,3 +60,11 @@ def test_every_third_party_import_is_declared():
     third_party = {m for m in imported if m not in sys.stdlib_module_names and m != "torch_handle"}
     names = {"yaml": "pyyaml"}                                      # import name → distribution name
     assert {names.get(m, m) for m in third_party} <= declared, sorted({names.get(m, m) for m in third_party} - declared)
+
+
+def test_the_gpu_check_says_in_one_line_that_it_needs_a_gpu(run_script):
+    import torch
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is visible: run bash scripts/gpu_check.sh itself")
+    r = run_script("scripts/gpu_check.sh")
+    assert r.returncode == 2 and r.stderr.strip().splitlines()[-1].startswith("error: no CUDA GPU is visible"), r.stderr
