@@ -111,6 +111,7 @@ def run_cpu_job(module: str, *args: str, nproc: int = 2, timeout: float = 300) -
     if job.returncode:
         raised = [line for line in re.findall(r"^Traceback \(most recent call last\):\n(?:[ \t].*\n)*(.*)", output, re.M)
                   if "ChildFailedError" not in line]    # torchrun's own traceback only repeats that a rank failed
+        raised += sorted(set(re.findall(r"^error: .*", output, re.M)))   # a program's one-line refusal, once
         tail = "\n".join(output.splitlines()[-30:])
         raise RuntimeError(f"{module} on {nproc} CPU ranks failed (exit {job.returncode}): "
                            f"{'; '.join(raised) or 'no traceback'}\n{tail}")
