@@ -2,13 +2,12 @@
 (bit-identical losses and weights after a SIGKILL and `--resume auto`), the ZeRO-3 checkpoint consolidated, the
 training entry's checkpoint options and their errors, and `--activation_checkpointing` under DDP and ZeRO-3."""
 import json
-import subprocess
-import sys
 
 import psutil
 import pytest
 import torch
 
+from conftest import entry
 from torch_handle.utils.checkpoint import consolidate_zero_checkpoint, get_latest_checkpoint
 from torch_handle.labs.resume_lab import kill_and_resume, run_training
 
@@ -21,11 +20,6 @@ def running(pid: int) -> bool:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
-
-
-def entry(*args, timeout=120):
-    return subprocess.run([sys.executable, "-m", "torch_handle.main", *args], capture_output=True, text=True,
-                          timeout=timeout)
 
 
 @pytest.mark.parametrize("mode, args", [("ddp", ()), ("deepspeed", ("--zero_stage", "2")),

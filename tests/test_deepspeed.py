@@ -21,11 +21,8 @@ def test_zero_trains_on_three_cpu_ranks(run_script, tmp_path):
 
 
 @pytest.mark.parametrize("world", [2, 3])
-def test_chapter_07(run_script, tmp_path, world):     # the deepspeed launcher: test_distributed_launch.py
-    r = run_script("scripts/run_chapter.sh", "07_zero3", "--gpus", "0", "--nproc", world,
-                   env={"TORCH_HANDLE_RUNS": str(tmp_path)}, timeout=600)
-    assert r.returncode == 0, r.stderr[-3000:]
-    (run,) = (tmp_path / "07_zero3").iterdir()
+def test_chapter_07(chapter_on_cpu_ranks, world):     # the deepspeed launcher: test_distributed_launch.py
+    run = chapter_on_cpu_ranks("07_zero3", world)
     m = json.loads((run / "metrics.json").read_text())
     assert m["world_size"] == world and m["valid_loss"] < 3.0
     bf16 = {k: v for k, v in m["memory_ratio_to_formula"].items() if k.endswith("bf16")}
@@ -36,12 +33,8 @@ def test_chapter_07(run_script, tmp_path, world):     # the deepspeed launcher: 
     assert all(v <= 1e-6 for v in parity.values()), parity
 
 
-def test_chapter_08_on_three_ranks(run_script, tmp_path):
-    r = run_script("scripts/run_chapter.sh", "08_checkpointing", "--gpus", "0", "--nproc", "3",
-                   env={"TORCH_HANDLE_RUNS": str(tmp_path)}, timeout=600)
-    assert r.returncode == 0, r.stderr[-3000:]
-    (run,) = (tmp_path / "08_checkpointing").iterdir()
-    assert all((run / f"08_checkpointing.rank{r}.ipynb").exists() for r in range(3))
+def test_chapter_08_on_three_ranks(chapter_on_cpu_ranks):
+    chapter_on_cpu_ranks("08_checkpointing", 3)
 
 
 @pytest.mark.parametrize("args, message", [

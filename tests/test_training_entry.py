@@ -4,17 +4,11 @@
 import json
 import os
 import subprocess
-import sys
 
-from conftest import ROOT
+from conftest import ROOT, entry
 from torch_handle.utils.launch import free_port
 
 TINY = ["--max_steps", "5", "--n_pairs", "1000"]
-
-
-def entry(*args, timeout=120):
-    return subprocess.run([sys.executable, "-m", "torch_handle.main", *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout)
 
 
 def one_line(r) -> str:
@@ -125,11 +119,7 @@ def test_launch_script_arguments(run_script):
     assert r.returncode == 2 and "NPROC must be a positive integer" in r.stderr
 
 
-def test_chapter_06_on_three_cpu_ranks(run_script, tmp_path):
+def test_chapter_06_on_three_cpu_ranks(chapter_on_cpu_ranks):
     # 3 ranks: reductions are not one a + b, and neither 8 test sentences nor the batch of 64 divide evenly
-    r = run_script("scripts/run_chapter.sh", "06_ddp", "--gpus", "0", "--nproc", "3",
-                   env={"TORCH_HANDLE_RUNS": str(tmp_path)}, timeout=600)
-    assert r.returncode == 0, r.stderr[-3000:]
-    (run,) = (tmp_path / "06_ddp").iterdir()
-    assert all((run / f"06_ddp.rank{r}.ipynb").exists() for r in range(3))
+    run = chapter_on_cpu_ranks("06_ddp", 3)
     assert json.loads((run / "metrics.json").read_text())["world_size"] == 3
