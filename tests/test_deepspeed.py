@@ -1,5 +1,5 @@
-"""Chapter 07's DeepSpeed path: training on 3 CPU ranks through scripts/train_deepspeed.sh, the chapter on 2 and 3 ranks
-(its memory table and parity asserts run there: bit-equal on 2, within 1e-6 on 3), chapter 08 on 3 ranks, and clear
+"""Chapter 07's DeepSpeed path: training on 3 CPU ranks through scripts/train_deepspeed.sh, the chapter on 2, 3 and 4 ranks
+(its memory model and parity asserts run there: bit-equal on 2, within 1e-6 on 3 and 4), chapter 08 on 3 ranks, and clear
 config errors."""
 import json
 import subprocess
@@ -20,13 +20,13 @@ def test_zero_trains_on_three_cpu_ranks(run_script, tmp_path):
     assert m["valid_loss"] < 3.0, m                                   # from ~4.9 at the start
 
 
-@pytest.mark.parametrize("world", [2, 3])
+@pytest.mark.parametrize("world", [2, 3, 4])
 def test_chapter_07(chapter_on_cpu_ranks, world):     # the deepspeed launcher: test_distributed_launch.py
     run = chapter_on_cpu_ranks("07_zero3", world)
     m = json.loads((run / "metrics.json").read_text())
     assert m["world_size"] == world and m["valid_loss"] < 3.0
-    bf16 = {k: v for k, v in m["memory_ratio_to_formula"].items() if k.endswith("bf16")}
-    assert len(bf16) == 4 and all(abs(v - 1) <= 0.05 for v in bf16.values()), bf16
+    modelled = m["memory_ratio_to_model"]             # the formula plus DeepSpeed's own terms; ZeRO-3 may hold one more parameter
+    assert len(modelled) == 10 and all(abs(v - 1) <= 0.02 for v in modelled.values()), modelled
     parity = m["parity_max_relative"]
     if world == 2:                                    # one a + b per reduction: the same bits in any order
         assert parity["ZeRO-0"] == parity["ZeRO-1"] == parity["ZeRO-2"] == 0.0, parity

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from torch_handle.utils.launch import run_cpu_job
+from torch_handle.utils.launch import run_job
 
 SETUPS = "DDP,ZeRO-3,ZeRO-3 + AC + offload"
 
@@ -15,7 +15,7 @@ SETUPS = "DDP,ZeRO-3,ZeRO-3 + AC + offload"
 def roadmaps(tmp_path_factory):
     out = tmp_path_factory.mktemp("roadmap")
     for world in (2, 4):
-        run_cpu_job("torch_handle.labs.roadmap", str(out / f"{world}.json"), "--setups", SETUPS, "--timed_steps", "1",
+        run_job("torch_handle.labs.roadmap", str(out / f"{world}.json"), "--setups", SETUPS, "--timed_steps", "1",
                     nproc=world, timeout=400)
     return {world: json.loads((out / f"{world}.json").read_text()) for world in (2, 4)}
 
@@ -27,8 +27,9 @@ def test_the_roadmap_json_follows_the_formula(roadmaps):
         n = result["n_params"]
         # the ZeRO paper's bf16 Adam bytes, written out: (2 + 2 + 12)Ψ replicated, and all of it over N at stage 3
         for name, formula in (("DDP", 16 * n), ("ZeRO-3", 16 * n / world)):
-            assert rows[name]["formula_bytes"] == formula
-            assert abs(rows[name]["model_state_bytes"] / formula - 1) < 0.02, (world, name, rows[name])
+            assert rows[name]["formula_bytes"] == formula == rows[name]["modelled_bytes"]   # in bf16 DeepSpeed adds nothing here
+            gathered = 2 * result["largest_param"] if name == "ZeRO-3" else 0               # one bf16 parameter in flight
+            assert abs(rows[name]["model_state_bytes"] - formula) <= 0.01 * formula + gathered, (world, name, rows[name])
         offload = rows["ZeRO-3 + AC + offload"]
         # what left the accelerator: ZeRO-3's partitions (2 + 2 + 12)Ψ/N, plus the fp32 gradient partition (4Ψ/N)
         # that DeepSpeed's CPU optimizer steps on

@@ -18,9 +18,9 @@ from fastcore.script import call_parse
 from ..model import Transformer
 from ..train.build import build_model, build_trainer, setup_run
 from ..train.ddp_trainer import cleanup, ddp_setup
-from ..train.deepspeed_trainer import state_bytes, zero_formula_bytes
+from ..train.deepspeed_trainer import deepspeed_state_bytes, peak_state_bytes, state_bytes, zero_formula_bytes
 from ..utils.gradient_checkpointing import apply_gradient_checkpointing, saved_activation_bytes
-from ..utils.launch import one_line_errors, run_cpu_job
+from ..utils.launch import one_line_errors, run_job
 
 # %% ../../nbs/10_roadmap.ipynb #5e10d6b9
 SETUPS = {                    # name: (ZeRO stage, activation checkpointing, offload)
@@ -66,18 +66,17 @@ def measure_setup(name: str, data, cfg, device, micro_batch: int = 8, timed_step
         apply_gradient_checkpointing(model)
     trainer = build_trainer("deepspeed", model, data, cfg, device, micro_batch, zero_stage=stage, precision="bf16",
                             offload=offload)
-    engine, counted = trainer.model, {}
-    reduce = engine.allreduce_gradients
-    engine.allreduce_gradients = lambda *a, **k: (counted.update(state_bytes(engine.module, engine.optimizer)), reduce(*a, **k))
+    engine = trainer.model
     batches = iter(trainer.train_loader)
     first = next(batches)
-    trainer.train_step(first)                               # untimed: lazy initialisation, first allocations
-    dist.barrier()
-    start = time.perf_counter()
-    for _ in range(timed_steps):
-        trainer.train_step(next(batches))
-    dist.barrier()
-    step_s = (time.perf_counter() - start) / timed_steps
+    with peak_state_bytes(engine) as counted:
+        trainer.train_step(first)                           # untimed: lazy initialisation, first allocations
+        dist.barrier()
+        start = time.perf_counter()
+        for _ in range(timed_steps):
+            trainer.train_step(next(batches))
+        dist.barrier()
+        step_s = (time.perf_counter() - start) / timed_steps
     total = counted["parameters"] + counted["gradients"] + counted["optimizer"]
     if offload == "none":
         states = total
@@ -86,11 +85,14 @@ def measure_setup(name: str, data, cfg, device, micro_batch: int = 8, timed_step
     else:                                                   # one memory: split by DeepSpeed's placement
         states = total - counted["optimizer"] - counted["gradients"] - (counted["parameters"] if stage == 3 else 0)
     acts = activation_bytes(model, first.to(device), checkpointed)
+    world = dist.get_world_size()
+    modelled = max(sum(v for k, v in deepspeed_state_bytes(engine.module, trainer.config, world, r).items() if k != "buffers")
+                   for r in range(world)) if offload == "none" else None      # chapter 07's model, the rank holding most
     engine.destroy()
     states, offloaded, acts, step_s = _max_over_ranks([states, total - states, acts, step_s])
     return {"setup": name, "stage": stage, "activation_checkpointing": checkpointed, "offload": offload,
-            "model_state_bytes": states, "offloaded_bytes": offloaded, "activation_bytes": acts,
-            "peak_bytes": states + acts, "step_s": step_s}
+            "model_state_bytes": states, "modelled_bytes": modelled, "offloaded_bytes": offloaded,
+            "activation_bytes": acts, "peak_bytes": states + acts, "step_s": step_s}
 
 # %% ../../nbs/10_roadmap.ipynb #1f6791a3
 def run_roadmap(out: str | Path, setups=tuple(SETUPS), micro_batch: int = 8, timed_steps: int = 2,
@@ -111,8 +113,9 @@ def run_roadmap(out: str | Path, setups=tuple(SETUPS), micro_batch: int = 8, tim
         n_params = cfg.transformer_config(len(data.src_vocab), len(data.tgt_vocab)).num_parameters()
         for row in rows:
             row["formula_bytes"] = formula_accelerator_bytes(n_params, world, row["setup"])
-        result = {"world": world, "n_params": n_params, "device": device.type, "micro_batch": micro_batch,
-                  "rows": rows}
+        largest = max(p.numel() for p in build_model(cfg, data).parameters())
+        result = {"world": world, "n_params": n_params, "largest_param": largest, "device": device.type,
+                  "micro_batch": micro_batch, "rows": rows}
         if rank == 0:
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text(json.dumps(result, indent=1))
@@ -130,8 +133,8 @@ def main(out: str,                    # the JSON file to write (must not exist)
         run_roadmap(out, setups.split(","), micro_batch, timed_steps)
 
 def roadmap_job(out: str | Path, nproc: int = 2, micro_batch: int = 8, timed_steps: int = 2, timeout: float = 400) -> dict:
-    "Measure the roadmap on `nproc` CPU ranks under torchrun; return the JSON it wrote."
-    run_cpu_job("torch_handle.labs.roadmap", str(out), "--micro_batch", str(micro_batch), "--timed_steps", str(timed_steps),
+    "Measure the roadmap on `nproc` ranks under torchrun (GPUs if that many are visible); return the JSON it wrote."
+    run_job("torch_handle.labs.roadmap", str(out), "--micro_batch", str(micro_batch), "--timed_steps", str(timed_steps),
                 nproc=nproc, timeout=timeout)
     return json.loads(Path(out).read_text())
 

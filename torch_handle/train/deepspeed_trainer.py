@@ -4,11 +4,14 @@
 
 # %% auto #0
 __all__ = ['CONFIG_DIR', 'PRECISIONS', 'OFFLOADS', 'DS_TOP_LEVEL_KEYS', 'load_deepspeed_config', 'get_deepspeed_config',
-           'zero_formula_bytes', 'state_bytes', 'DeepSpeedTrainer']
+           'zero_formula_bytes', 'state_bytes', 'peak_state_bytes', 'zero2_gradient_elements', 'deepspeed_state_bytes',
+           'DeepSpeedTrainer']
 
 # %% ../../nbs/07_zero3.ipynb #ca771658
-import json
 import importlib.resources
+import itertools
+import json
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -148,6 +151,55 @@ def state_bytes(model: nn.Module, optimizer=None, device_type: str | None = None
     for b in model.buffers():
         walk(b, "buffers")
     walk(model, "buffers")                       # whatever else hangs off a DeepSpeed engine
+    return out
+
+@contextmanager
+def peak_state_bytes(engine):
+    """Inside the block, count `state_bytes` of a DeepSpeed `engine` just before and just after each gradient reduction
+    (`engine.allreduce_gradients`) and keep every class at its largest: ZeRO-1 holds full gradients before it, ZeRO-2's
+    gradient partition is complete only after it, and the reduce buckets are full before it."""
+    peak = dict.fromkeys(("parameters", "gradients", "optimizer", "buffers"), 0)
+    def count():
+        for kind, n in state_bytes(engine.module, engine.optimizer).items():
+            peak[kind] = max(peak[kind], n)
+    reduce = engine.allreduce_gradients
+    def counted(*args, **kwargs):
+        count(); out = reduce(*args, **kwargs); count()
+        return out
+    engine.allreduce_gradients = counted
+    try:
+        yield peak
+    finally:
+        del engine.allreduce_gradients                               # the engine's own method again
+
+def zero2_gradient_elements(param_sizes: list[int], world: int, rank: int) -> int:
+    """Elements in `rank`'s ZeRO-2 gradient partition as DeepSpeed allocates it: the flat buffer of all parameters,
+    padded to a multiple of 2N, is cut into N equal slices, and every parameter that overlaps the rank's slice is held
+    whole; the last rank holds the padding too."""
+    total = sum(param_sizes)
+    padded = -(-total // (2 * world)) * 2 * world
+    low, high = rank * padded // world, (rank + 1) * padded // world
+    starts = itertools.accumulate(param_sizes, initial=0)
+    whole = sum(size for start, size in zip(starts, param_sizes) if start < high and start + size > low)
+    return whole + (padded - total if rank == world - 1 else 0)
+
+def deepspeed_state_bytes(module: nn.Module, config: dict, world: int, rank: int) -> dict:
+    """Bytes per class that a DeepSpeed engine over `module` (before or after `deepspeed.initialize`) with `config` holds
+    on `rank` at its peak: the ZeRO formula plus what DeepSpeed adds to it. ZeRO-2 holds every parameter that overlaps
+    its gradient slice whole; in fp32 the optimizer keeps its own fp32 copy of the partition (4Ψ/N); the buffers are the
+    module's own plus the reduce buckets, `reduce_bucket_size` elements each (two at stage 2 with `overlap_comm`), which
+    do not shrink with N. Not included: the ZeRO-3 parameters gathered at that moment."""
+    zero = config["zero_optimization"]
+    stage, precision = zero["stage"], "bf16" if config.get("bf16", {}).get("enabled") else "fp32"
+    sizes = [getattr(p, "ds_numel", p.numel()) for p in module.parameters()]    # ZeRO-3 keeps the full size in ds_numel
+    n, width = sum(sizes), 2 if precision == "bf16" else 4
+    out = zero_formula_bytes(n, world, stage, precision)
+    if stage == 2:
+        out["gradients"] = width * zero2_gradient_elements(sizes, world, rank)
+    if stage and precision == "fp32":
+        out["optimizer"] += 4 * n / world
+    buckets = 0 if stage == 0 else 2 if stage == 2 and zero.get("overlap_comm") else 1
+    out["buffers"] = sum(b.nbytes for b in module.buffers()) + buckets * width * zero["reduce_bucket_size"]
     return out
 
 # %% ../../nbs/07_zero3.ipynb #520f4ac5
