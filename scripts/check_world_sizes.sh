@@ -24,6 +24,7 @@ run() {  # LABEL N ARGS...: one chapter run, one line
 }
 for n in "${sizes[@]}"; do
   for chapter in 06_ddp 07_zero3 08_checkpointing; do run "$chapter" "$n" "$chapter" --gpus 0 --nproc "$n"; done
+  run 08b_kill_and_resume "$n" 08b_kill_and_resume -p nproc "$n"
   run 09a_profiling_lab "$n" 09a_profiling_lab -p nproc "$n"
   run 10_roadmap "$n" 10_roadmap -p world_size "$n"
 done

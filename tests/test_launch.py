@@ -9,7 +9,7 @@ import threading
 import psutil
 import pytest
 
-from torch_handle.utils.launch import run_cpu_job, stop_process_tree
+from torch_handle.utils.launch import run_job, stop_process_tree
 
 # Ignores SIGTERM, and answers it by starting a child: the stop must find that child too.
 STUBBORN = """import signal, subprocess, time
@@ -71,7 +71,7 @@ def sleeper(tmp_path, monkeypatch):
 
 def test_a_job_past_its_timeout_is_stopped_whole(sleeper):
     with Watch(3) as watch, pytest.raises(TimeoutError, match="still running after 10 s: stopped"):
-        run_cpu_job(sleeper, nproc=3, timeout=10)
+        run_job(sleeper, nproc=3, timeout=10)
     assert watch.seen, "the job was seen"
     assert not [p for p in watch.seen.values() if p.is_running()]
 
@@ -79,6 +79,6 @@ def test_a_job_past_its_timeout_is_stopped_whole(sleeper):
 def test_an_interrupted_job_is_stopped_whole(sleeper):
     # A learner interrupting the cell: SIGINT to this process once the 3 ranks exist.
     with Watch(3, on_ranks=lambda: os.kill(os.getpid(), signal.SIGINT)) as watch, pytest.raises(KeyboardInterrupt):
-        run_cpu_job(sleeper, nproc=3, timeout=300)
+        run_job(sleeper, nproc=3, timeout=300)
     assert len(watch.seen) >= 4, "torchrun and its 3 ranks were seen"
     assert not [p for p in watch.seen.values() if p.is_running()]

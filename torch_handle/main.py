@@ -7,6 +7,7 @@ __all__ = ['check_options', 'train', 'summary_line', 'main']
 
 # %% ../nbs/06a_training_entry.ipynb #7d9aa960
 import json
+import os
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -47,15 +48,19 @@ def train(mode: str = "single", config: str | None = None, max_steps: int | None
           time_budget: float | None = None, n_pairs: int | None = None, out: str | None = None,
           zero_stage: int = 2, precision: str = "fp32", checkpoint_dir: str | None = None, checkpoint_every: int = 0,
           keep_last: int = 3, resume: str | None = None, activation_checkpointing: bool = False,
-          test_pairs: int | None = None) -> dict:
+          test_pairs: int | None = None, deterministic: bool = False) -> dict:
     """Train the translation model of `config` in `mode`; rank 0 returns (and writes to `out`/metrics.json) the test scores.
     With `checkpoint_dir`, save there every `checkpoint_every` steps and at the end; `resume` is "auto" or a checkpoint path.
-    `test_pairs` limits the test translations (greedy decoding is the slow part of a short run); 0 skips them."""
+    `test_pairs` limits the test translations (greedy decoding is the slow part of a short run); 0 skips them.
+    `deterministic` makes reruns bit-identical on GPUs too (CPU kernels already are, so on CPU it changes nothing)."""
     check_options(mode, max_steps, time_budget, n_pairs, checkpoint_every, keep_last, test_pairs, zero_stage, precision, out)
     checkpoints = PeriodicCheckpoints(checkpoint_dir, checkpoint_every, keep_last, resume)      # bad options fail here
     cfg, data, model = setup_run(config, n_pairs, max_steps)     # chapter 07a; this config is saved in checkpoints
     t = cfg.training
     rank, world, device = ddp_setup() if mode != "single" else (0, 1, torch.device("cuda" if torch.cuda.is_available() else "cpu"))
+    if deterministic and device.type == "cuda":   # no kernels that sum with atomics; cuBLAS needs a fixed workspace
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True)
     try:
         if activation_checkpointing:
             apply_gradient_checkpointing(model)                   # chapter 08: recompute each block in backward
@@ -116,10 +121,11 @@ def main(mode: str = "single",      # single: one process; ddp, deepspeed: every
          keep_last: int = 3,          # ... keeping this many
          resume: str = None,          # auto (the newest good checkpoint in --checkpoint_dir, if any) or a checkpoint path
          activation_checkpointing: bool = False,  # recompute each Transformer block in the backward pass
-         test_pairs: int = None):   # translate only this many test pairs (0: none; default: all)
+         test_pairs: int = None,    # translate only this many test pairs (0: none; default: all)
+         deterministic: bool = False):  # deterministic GPU kernels: bit-identical reruns (CPU kernels already are)
     "Train the course's translation model; rank 0 prints and writes the test scores."
     with one_line_errors(ValueError, CorpusError, CheckpointError, NonFiniteLossError):    # ConfigError is a ValueError
         metrics = train(mode, config, max_steps, time_budget, n_pairs, out, zero_stage, precision, checkpoint_dir,
-                        checkpoint_every, keep_last, resume, activation_checkpointing, test_pairs)
+                        checkpoint_every, keep_last, resume, activation_checkpointing, test_pairs, deterministic)
     if metrics:
         print(summary_line(metrics) + (f"\nmetrics: {Path(out) / 'metrics.json'}" if out else ""))

@@ -14,7 +14,7 @@ from fastcore.script import call_parse
 
 from ..train.build import build_model, build_trainer, setup_run
 from ..train.ddp_trainer import cleanup, ddp_setup
-from ..utils.launch import one_line_errors, run_cpu_job
+from ..utils.launch import one_line_errors, run_job
 from ..utils.profiler import ProfilerWrapper
 
 # %% ../../nbs/09a_profiling_lab.ipynb #3fae7b54
@@ -64,7 +64,7 @@ def main(out: str,                       # folder for the traces: out/<setup>/<s
         profile_setups(out, setups.split(","), active=active, n_pairs=n_pairs)
 
 def profile_job(out: str | Path, setups=SETUPS, nproc: int = 2, active: int = 2) -> dict:
-    "Profile `setups` on `nproc` CPU ranks; return {setup: [rank 0's trace, rank 1's, ...]}."
+    "Profile `setups` on `nproc` ranks (GPUs if that many are visible); return {setup: [rank 0's trace, rank 1's, ...]}."
     out = Path(out)
-    run_cpu_job("torch_handle.labs.profiling", str(out), "--setups", ",".join(setups), "--active", str(active), nproc=nproc)
+    run_job("torch_handle.labs.profiling", str(out), "--setups", ",".join(setups), "--active", str(active), nproc=nproc)
     return {s: [next((out / s).glob(f"{s}.rank{k}.*.json")) for k in range(nproc)] for s in setups}
