@@ -61,6 +61,9 @@ def activation_bytes(model: torch.nn.Module, batch, checkpointed: bool) -> int:
 def measure_setup(name: str, data, cfg, device, micro_batch: int = 8, timed_steps: int = 2) -> dict:
     "One row of the roadmap, on every rank: accelerator model-state bytes, activation bytes, peak and step time."
     stage, checkpointed, offload = SETUPS[name]
+    if device.type == "cuda":                               # the allocator's peak of this setup alone
+        torch.cuda.empty_cache(); torch.cuda.reset_peak_memory_stats(device)
+        allocated = torch.cuda.memory_allocated(device)
     model = build_model(cfg, data)
     if checkpointed:
         apply_gradient_checkpointing(model)
@@ -77,6 +80,7 @@ def measure_setup(name: str, data, cfg, device, micro_batch: int = 8, timed_step
             trainer.train_step(next(batches))
         dist.barrier()
         step_s = (time.perf_counter() - start) / timed_steps
+    gpu_peak = torch.cuda.max_memory_allocated(device) - allocated if device.type == "cuda" else 0
     total = counted["parameters"] + counted["gradients"] + counted["optimizer"]
     if offload == "none":
         states = total
@@ -89,10 +93,11 @@ def measure_setup(name: str, data, cfg, device, micro_batch: int = 8, timed_step
     modelled = max(sum(v for k, v in deepspeed_state_bytes(engine.module, trainer.config, world, r).items() if k != "buffers")
                    for r in range(world)) if offload == "none" else None      # chapter 07's model, the rank holding most
     engine.destroy()
-    states, offloaded, acts, step_s = _max_over_ranks([states, total - states, acts, step_s])
+    states, offloaded, acts, step_s, gpu_peak = _max_over_ranks([states, total - states, acts, step_s, gpu_peak])
     return {"setup": name, "stage": stage, "activation_checkpointing": checkpointed, "offload": offload,
             "model_state_bytes": states, "modelled_bytes": modelled, "offloaded_bytes": offloaded,
-            "activation_bytes": acts, "peak_bytes": states + acts, "step_s": step_s}
+            "activation_bytes": acts, "peak_bytes": states + acts, "step_s": step_s,
+            "gpu_allocator_peak_bytes": gpu_peak if device.type == "cuda" else None}
 
 # %% ../../nbs/10_roadmap.ipynb #1f6791a3
 def run_roadmap(out: str | Path, setups=tuple(SETUPS), micro_batch: int = 8, timed_steps: int = 2,
