@@ -9,7 +9,7 @@ import threading
 import psutil
 import pytest
 
-from torch_handle.utils.launch import run_job, stop_process_tree
+from torch_handle.utils.launch import has_exited, run_job, stop_process_tree
 
 # Ignores SIGTERM, and answers it by starting a child: the stop must find that child too.
 STUBBORN = """import signal, subprocess, time
@@ -28,7 +28,7 @@ def test_a_child_started_during_the_stop_is_stopped_too():
     late_child = int(parent.stdout.readline())           # printed by the SIGTERM handler before SIGKILL
     parent.stdout.close()
     assert stopped == sorted([parent.pid, late_child])
-    assert not psutil.pid_exists(parent.pid) and not psutil.pid_exists(late_child)
+    assert has_exited(parent.pid) and has_exited(late_child)       # gone, or a zombie its new parent will collect
 
 
 class Watch(threading.Thread):
@@ -69,11 +69,19 @@ def sleeper(tmp_path, monkeypatch):
     return "th_sleeper"
 
 
+def running(p: psutil.Process) -> bool:
+    "Still running: not gone, not a zombie (an ended process whose parent has not yet collected it)."
+    try:
+        return p.is_running() and p.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
 def test_a_job_past_its_timeout_is_stopped_whole(sleeper):
     with Watch(3) as watch, pytest.raises(TimeoutError, match="still running after 10 s: stopped"):
         run_job(sleeper, nproc=3, timeout=10)
     assert watch.seen, "the job was seen"
-    assert not [p for p in watch.seen.values() if p.is_running()]
+    assert not [p for p in watch.seen.values() if running(p)]
 
 
 def test_an_interrupted_job_is_stopped_whole(sleeper):
@@ -81,4 +89,4 @@ def test_an_interrupted_job_is_stopped_whole(sleeper):
     with Watch(3, on_ranks=lambda: os.kill(os.getpid(), signal.SIGINT)) as watch, pytest.raises(KeyboardInterrupt):
         run_job(sleeper, nproc=3, timeout=300)
     assert len(watch.seen) >= 4, "torchrun and its 3 ranks were seen"
-    assert not [p for p in watch.seen.values() if p.is_running()]
+    assert not [p for p in watch.seen.values() if running(p)]

@@ -7,6 +7,7 @@ __all__ = ['SETUPS', 'CLAIMED', 'formula_accelerator_bytes', 'activation_bytes',
            'roadmap_job', 'roadmap_table', 'format_roadmap']
 
 # %% ../../nbs/10_roadmap.ipynb #f73e0cd4
+import gc
 import json
 import time
 from pathlib import Path
@@ -45,8 +46,8 @@ def formula_accelerator_bytes(n_params: int, world: int, name: str) -> float:
     return sum(f.values()) - moved
 
 # %% ../../nbs/10_roadmap.ipynb #c7000a9d
-def _max_over_ranks(values: list[float]) -> list[float]:
-    t = torch.tensor(values, dtype=torch.float64)
+def _max_over_ranks(values: list[float], device: torch.device) -> list[float]:
+    t = torch.tensor(values, dtype=torch.float64, device=device)        # NCCL reduces only GPU tensors
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return t.tolist()
 
@@ -62,7 +63,7 @@ def measure_setup(name: str, data, cfg, device, micro_batch: int = 8, timed_step
     "One row of the roadmap, on every rank: accelerator model-state bytes, activation bytes, peak and step time."
     stage, checkpointed, offload = SETUPS[name]
     if device.type == "cuda":                               # the allocator's peak of this setup alone
-        torch.cuda.empty_cache(); torch.cuda.reset_peak_memory_stats(device)
+        gc.collect(); torch.cuda.empty_cache(); torch.cuda.reset_peak_memory_stats(device)
         allocated = torch.cuda.memory_allocated(device)
     model = build_model(cfg, data)
     if checkpointed:
@@ -93,7 +94,7 @@ def measure_setup(name: str, data, cfg, device, micro_batch: int = 8, timed_step
     modelled = max(sum(v for k, v in deepspeed_state_bytes(engine.module, trainer.config, world, r).items() if k != "buffers")
                    for r in range(world)) if offload == "none" else None      # chapter 07's model, the rank holding most
     engine.destroy()
-    states, offloaded, acts, step_s, gpu_peak = _max_over_ranks([states, total - states, acts, step_s, gpu_peak])
+    states, offloaded, acts, step_s, gpu_peak = _max_over_ranks([states, total - states, acts, step_s, gpu_peak], device)
     return {"setup": name, "stage": stage, "activation_checkpointing": checkpointed, "offload": offload,
             "model_state_bytes": states, "modelled_bytes": modelled, "offloaded_bytes": offloaded,
             "activation_bytes": acts, "peak_bytes": states + acts, "step_s": step_s,

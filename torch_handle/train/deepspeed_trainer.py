@@ -187,8 +187,9 @@ def deepspeed_state_bytes(module: nn.Module, config: dict, world: int, rank: int
     """Bytes per class that a DeepSpeed engine over `module` (before or after `deepspeed.initialize`) with `config` holds
     on `rank` at its peak: the ZeRO formula plus what DeepSpeed adds to it. ZeRO-2 holds every parameter that overlaps
     its gradient slice whole; in fp32 the optimizer keeps its own fp32 copy of the partition (4Ψ/N); the buffers are the
-    module's own plus the reduce buckets, `reduce_bucket_size` elements each (two at stage 2 with `overlap_comm`), which
-    do not shrink with N. Not included: the ZeRO-3 parameters gathered at that moment."""
+    module's own plus the reduce buckets, `reduce_bucket_size` elements each (two at stages 1-2 with `overlap_comm`),
+    which do not shrink with N. Not included: the ZeRO-3 parameters gathered at that moment. It covers what the course
+    runs: one parameter group, no offload, no `round_robin_gradients`."""
     zero = config["zero_optimization"]
     stage, precision = zero["stage"], "bf16" if config.get("bf16", {}).get("enabled") else "fp32"
     sizes = [getattr(p, "ds_numel", p.numel()) for p in module.parameters()]    # ZeRO-3 keeps the full size in ds_numel
@@ -198,8 +199,9 @@ def deepspeed_state_bytes(module: nn.Module, config: dict, world: int, rank: int
         out["gradients"] = width * zero2_gradient_elements(sizes, world, rank)
     if stage and precision == "fp32":
         out["optimizer"] += 4 * n / world
-    buckets = 0 if stage == 0 else 2 if stage == 2 and zero.get("overlap_comm") else 1
-    out["buffers"] = sum(b.nbytes for b in module.buffers()) + buckets * width * zero["reduce_bucket_size"]
+    buckets = 0 if stage == 0 else 2 if stage in (1, 2) and zero.get("overlap_comm") else 1
+    bucket = zero.get("reduce_bucket_size", 500_000_000)             # DeepSpeed's default
+    out["buffers"] = sum(b.nbytes for b in module.buffers()) + buckets * width * bucket
     return out
 
 # %% ../../nbs/07_zero3.ipynb #520f4ac5

@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['free_port', 'threads_per_rank', 'visible_gpus', 'cpu_ranks_env', 'ranks_env', 'describe_ranks', 'torchrun_command',
-           'stop_process_tree', 'become_subreaper', 'run_job', 'one_line_errors']
+           'has_exited', 'stop_process_tree', 'become_subreaper', 'run_job', 'one_line_errors']
 
 # %% ../../nbs/06b_launching.ipynb #39f3a5cd
 import contextlib
@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 
 import psutil
 
@@ -51,7 +52,7 @@ def ranks_env(nproc: int = 2) -> dict:
 
 def describe_ranks(env: dict, nproc: int) -> str:
     "What a job of `nproc` ranks started with `env` runs on, in words."
-    return f"{nproc} GPU rank(s) (NCCL)" if env["TORCH_HANDLE_BACKEND"] == "nccl" else f"{nproc} CPU rank(s) (gloo)"
+    return f"{nproc} GPU rank(s) (NCCL)" if env.get("TORCH_HANDLE_BACKEND") == "nccl" else f"{nproc} CPU rank(s) (gloo)"
 
 # %% ../../nbs/06b_launching.ipynb #9e9a3664
 def torchrun_command(module: str, *args: str, nproc: int = 2) -> list[str]:
@@ -67,6 +68,31 @@ def _descendants(procs) -> list[psutil.Process]:
         with contextlib.suppress(psutil.NoSuchProcess):
             found += p.children(recursive=True)
     return found
+
+def _exited(p: psutil.Process) -> bool:
+    "Whether `p` has ended: gone, or a zombie waiting for its parent to collect it (this process collects its own)."
+    try:
+        if p.status() != psutil.STATUS_ZOMBIE:
+            return False
+    except psutil.NoSuchProcess:
+        return True
+    with contextlib.suppress(psutil.Error, ChildProcessError):
+        p.wait(0)                                       # our child: reap it now; another's: its parent will
+    return True
+
+def has_exited(pid: int) -> bool:
+    "Whether process `pid` has ended (a zombie has: it only waits for its parent to read its exit status)."
+    try:
+        return _exited(psutil.Process(pid))
+    except psutil.NoSuchProcess:
+        return True
+
+def _wait_exited(procs, timeout: float) -> list[psutil.Process]:
+    "Wait up to `timeout` s for every one of `procs` to end; return those still running."
+    deadline = time.monotonic() + timeout
+    while (alive := [p for p in procs if not _exited(p)]) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return alive
 
 def stop_process_tree(pid: int, grace: float = 5.0) -> list[int]:
     """SIGTERM `pid` and all its descendants, SIGKILL those alive after `grace` s, and wait until every one is gone.
@@ -93,9 +119,8 @@ def stop_process_tree(pid: int, grace: float = 5.0) -> list[int]:
             targets = {}
 
     signal_all(signal.SIGTERM, [] if pid == os.getpid() else [root])
-    _, alive = psutil.wait_procs(seen.values(), timeout=grace)
-    signal_all(signal.SIGKILL, alive)
-    psutil.wait_procs(seen.values(), timeout=grace)
+    signal_all(signal.SIGKILL, _wait_exited(seen.values(), grace))
+    _wait_exited(seen.values(), grace)
     return sorted(seen)
 
 # %% ../../nbs/06b_launching.ipynb #15462fe4
@@ -111,7 +136,7 @@ def run_job(module: str, *args: str, nproc: int = 2, timeout: float = 300, env: 
     """Run `python -m module args` under torchrun on `nproc` ranks, in `env` (default `ranks_env(nproc)`). If it fails,
     raise RuntimeError with what its ranks raised and the tail of its output; if it runs past `timeout` s, or this call
     is interrupted, stop all of it."""
-    env = env or ranks_env(nproc)
+    env = ranks_env(nproc) if env is None else env
     where = describe_ranks(env, nproc)
     job = subprocess.Popen(torchrun_command(module, *args, nproc=nproc), env=env, text=True,
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
