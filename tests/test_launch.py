@@ -85,8 +85,13 @@ def test_a_job_past_its_timeout_is_stopped_whole(sleeper):
 
 
 def test_an_interrupted_job_is_stopped_whole(sleeper):
-    # A learner interrupting the cell: SIGINT to this process once the 3 ranks exist.
-    with Watch(3, on_ranks=lambda: os.kill(os.getpid(), signal.SIGINT)) as watch, pytest.raises(KeyboardInterrupt):
-        run_job(sleeper, nproc=3, timeout=300)
+    # A learner interrupting the cell: SIGINT to this process once the 3 ranks exist, with Python's own handler even
+    # where this process started with SIGINT ignored (a shell's `cmd &` does that)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with Watch(3, on_ranks=lambda: os.kill(os.getpid(), signal.SIGINT)) as watch, pytest.raises(KeyboardInterrupt):
+            run_job(sleeper, nproc=3, timeout=300)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert len(watch.seen) >= 4, "torchrun and its 3 ranks were seen"
     assert not [p for p in watch.seen.values() if running(p)]
