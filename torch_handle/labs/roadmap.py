@@ -7,7 +7,6 @@ __all__ = ['SETUPS', 'CLAIMED', 'formula_accelerator_bytes', 'activation_bytes',
            'roadmap_job', 'roadmap_table', 'format_roadmap']
 
 # %% ../../nbs/10_roadmap.ipynb #f73e0cd4
-import gc
 import json
 import time
 from pathlib import Path
@@ -19,7 +18,8 @@ from fastcore.script import call_parse
 from ..model import Transformer
 from ..train.build import build_model, build_trainer, setup_run
 from ..train.ddp_trainer import cleanup, ddp_setup
-from ..train.deepspeed_trainer import deepspeed_state_bytes, peak_state_bytes, state_bytes, zero_formula_bytes
+from ..train.deepspeed_trainer import (allocator_peak, deepspeed_state_bytes, peak_state_bytes, state_bytes,
+                                                  zero_formula_bytes)
 from ..utils.gradient_checkpointing import apply_gradient_checkpointing, saved_activation_bytes
 from ..utils.launch import one_line_errors, run_job
 
@@ -62,26 +62,24 @@ def activation_bytes(model: torch.nn.Module, batch, checkpointed: bool) -> int:
 def measure_setup(name: str, data, cfg, device, micro_batch: int = 8, timed_steps: int = 2) -> dict:
     "One row of the roadmap, on every rank: accelerator model-state bytes, activation bytes, peak and step time."
     stage, checkpointed, offload = SETUPS[name]
-    if device.type == "cuda":                               # the allocator's peak of this setup alone
-        gc.collect(); torch.cuda.empty_cache(); torch.cuda.reset_peak_memory_stats(device)
-        allocated = torch.cuda.memory_allocated(device)
-    model = build_model(cfg, data)
-    if checkpointed:
-        apply_gradient_checkpointing(model)
-    trainer = build_trainer("deepspeed", model, data, cfg, device, micro_batch, zero_stage=stage, precision="bf16",
-                            offload=offload)
-    engine = trainer.model
-    batches = iter(trainer.train_loader)
-    first = next(batches)
-    with peak_state_bytes(engine) as counted:
-        trainer.train_step(first)                           # untimed: lazy initialisation, first allocations
-        dist.barrier()
-        start = time.perf_counter()
-        for _ in range(timed_steps):
-            trainer.train_step(next(batches))
-        dist.barrier()
-        step_s = (time.perf_counter() - start) / timed_steps
-    gpu_peak = torch.cuda.max_memory_allocated(device) - allocated if device.type == "cuda" else 0
+    with allocator_peak(device) as gpu:                     # the allocator's peak of this setup alone (GPUs)
+        model = build_model(cfg, data)
+        if checkpointed:
+            apply_gradient_checkpointing(model)
+        trainer = build_trainer("deepspeed", model, data, cfg, device, micro_batch, zero_stage=stage, precision="bf16",
+                                offload=offload)
+        engine = trainer.model
+        batches = iter(trainer.train_loader)
+        first = next(batches)
+        with peak_state_bytes(engine) as counted:
+            trainer.train_step(first)                       # untimed: lazy initialisation, first allocations
+            dist.barrier()
+            start = time.perf_counter()
+            for _ in range(timed_steps):
+                trainer.train_step(next(batches))
+            dist.barrier()
+            step_s = (time.perf_counter() - start) / timed_steps
+    gpu_peak = gpu["bytes"] or 0
     total = counted["parameters"] + counted["gradients"] + counted["optimizer"]
     if offload == "none":
         states = total

@@ -4,10 +4,11 @@
 
 # %% auto #0
 __all__ = ['CONFIG_DIR', 'PRECISIONS', 'OFFLOADS', 'DS_TOP_LEVEL_KEYS', 'load_deepspeed_config', 'get_deepspeed_config',
-           'zero_formula_bytes', 'state_bytes', 'peak_state_bytes', 'zero2_gradient_elements', 'deepspeed_state_bytes',
-           'DeepSpeedTrainer']
+           'zero_formula_bytes', 'state_bytes', 'peak_state_bytes', 'allocator_peak', 'zero2_gradient_elements',
+           'deepspeed_state_bytes', 'DeepSpeedTrainer']
 
 # %% ../../nbs/07_zero3.ipynb #ca771658
+import gc
 import importlib.resources
 import itertools
 import json
@@ -171,6 +172,21 @@ def peak_state_bytes(engine):
         yield peak
     finally:
         del engine.allreduce_gradients                               # the engine's own method again
+
+@contextmanager
+def allocator_peak(device: torch.device):
+    """Inside the block, the most bytes the GPU allocator held above what it held on entry (`max_memory_allocated`,
+    reset on entry), in `peak["bytes"]` once the block ends; None on other devices, which have no such counter."""
+    peak = {"bytes": None}
+    if device.type != "cuda":
+        yield peak
+        return
+    gc.collect(); torch.cuda.empty_cache(); torch.cuda.reset_peak_memory_stats(device)
+    start = torch.cuda.memory_allocated(device)
+    try:
+        yield peak
+    finally:
+        peak["bytes"] = torch.cuda.max_memory_allocated(device) - start
 
 def zero2_gradient_elements(param_sizes: list[int], world: int, rank: int) -> int:
     """Elements in `rank`'s ZeRO-2 gradient partition as DeepSpeed allocates it: the flat buffer of all parameters,

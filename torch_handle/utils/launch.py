@@ -37,18 +37,19 @@ def visible_gpus() -> int:
     import torch                  # here, not above: a launcher that never asks stays light
     return torch.cuda.device_count()
 
+def _job_env(nproc: int, backend: str) -> dict:
+    "This process's environment for `nproc` ranks of `backend`: a share of the cores each, no tqdm bars, unbuffered output."
+    return {**os.environ, "TORCH_HANDLE_BACKEND": backend, "OMP_NUM_THREADS": str(threads_per_rank(nproc)),
+            "TQDM_DISABLE": "1", "PYTHONUNBUFFERED": "1"}
+
 def cpu_ranks_env(nproc: int = 2) -> dict:
     "This process's environment for `nproc` CPU ranks: gloo, no GPU, DeepSpeed's CPU accelerator, a share of the cores each."
-    return {**os.environ, "CUDA_VISIBLE_DEVICES": "", "DS_ACCELERATOR": "cpu", "TORCH_HANDLE_BACKEND": "gloo",
-            "OMP_NUM_THREADS": str(threads_per_rank(nproc)), "TQDM_DISABLE": "1", "PYTHONUNBUFFERED": "1"}
+    return {**_job_env(nproc, "gloo"), "CUDA_VISIBLE_DEVICES": "", "DS_ACCELERATOR": "cpu"}
 
 def ranks_env(nproc: int = 2) -> dict:
     """The environment for a job of `nproc` ranks on the devices this process was given: one GPU per rank with NCCL
     where at least `nproc` GPUs are visible, `cpu_ranks_env(nproc)` otherwise."""
-    if visible_gpus() < nproc:
-        return cpu_ranks_env(nproc)
-    return {**os.environ, "TORCH_HANDLE_BACKEND": "nccl", "OMP_NUM_THREADS": str(threads_per_rank(nproc)),
-            "TQDM_DISABLE": "1", "PYTHONUNBUFFERED": "1"}
+    return cpu_ranks_env(nproc) if visible_gpus() < nproc else _job_env(nproc, "nccl")
 
 def describe_ranks(env: dict, nproc: int) -> str:
     "What a job of `nproc` ranks started with `env` runs on, in words."
