@@ -225,3 +225,34 @@ def test_no_rank_outlives_its_kernel(tmp_path):
         kc.stop_channels()
         km.shutdown_kernel()
     assert not wait_gone(procs, 10)
+
+
+def test_interrupting_a_cell_interrupts_every_rank(tmp_path):
+    km = kernel(tmp_path)
+    kc = km.client()
+    kc.start_channels()
+    try:
+        kc.wait_for_ready(timeout=60)
+        procs = started(kc, 2)
+        msg_id = kc.execute("import time\ntime.sleep(60)")
+        time.sleep(3)
+        t = time.monotonic()
+        km.interrupt_kernel()                                  # the ■ button
+        reply = kc.get_shell_msg(timeout=30)
+        assert reply["parent_header"]["msg_id"] == msg_id and reply["content"]["status"] == "error"
+        assert time.monotonic() - t < 15, "the ranks stopped sleeping at once"
+        printed, reply = run(kc, "print('awake')")
+        assert reply["status"] == "ok" and printed.count("awake") == 2, "a sleep is interruptible: the ranks live on"
+        deaf = ("import os, signal\nif os.environ['RANK'] == '0':\n    signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+                "time.sleep(60)")                      # rank 0 ignores interrupts, as code inside a GPU collective may
+        kc.execute(deaf)
+        time.sleep(3)
+        km.interrupt_kernel()
+        reply = kc.get_shell_msg(timeout=60)
+        assert reply["content"]["status"] == "error"
+        assert not wait_gone(procs, 15), "the rank deaf to the interrupt was stopped, with the rest"
+        printed, reply = run(kc, "print('still here')")
+        assert reply["status"] == "error" and "did not stop on the interrupt" in reply["evalue"]
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)

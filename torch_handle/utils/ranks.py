@@ -132,7 +132,7 @@ def run_on_ranks(ranks: Ranks | None, cell: str, grace: float = 5.0) -> None:
     except KeyboardInterrupt:
         ranks.client.send_signal(signal.SIGINT, block=True)
         if not result.wait(timeout=grace):
-            _halt("the ranks did not stop on the interrupt (a collective waits in C++), so they were stopped")
+            _halt("the ranks did not stop on the interrupt, so they were stopped")
             print(_halted)
         raise
     result.wait_for_output(timeout=5)
