@@ -7,6 +7,7 @@ __all__ = ['warmup_cosine', 'NonFiniteLossError', 'Progress', 'Trainer', 'transl
 
 # %% ../../nbs/05b_baseline.ipynb #fa56de94
 import math
+import os
 import sys
 import time
 
@@ -37,11 +38,12 @@ class NonFiniteLossError(FloatingPointError):
 
 class Progress:
     """Training progress: a tqdm bar where a person watches (a terminal, a notebook), elsewhere — a log file of a
-    cluster job — one plain line every `every_s` seconds at most, and one for the last step of a run that ends well."""
+    cluster job, or ranks that a notebook started (TQDM_DISABLE=1: their bar would never redraw) — one plain line every
+    `every_s` seconds at most, and one for the last step of a run that ends well."""
     def __init__(self, total: int, initial: int = 0, enabled: bool = True, every_s: float = 10.0,
                  interactive: bool | None = None):
         if interactive is None:
-            interactive = sys.stderr.isatty() or "ipykernel" in sys.modules
+            interactive = (sys.stderr.isatty() or "ipykernel" in sys.modules) and not os.environ.get("TQDM_DISABLE")
         self.bar = tqdm(total=total, initial=initial, desc="train", mininterval=1.0, disable=not (enabled and interactive))
         self.total, self.every_s, self.log, self.last = total, every_s, enabled and not interactive, time.monotonic()
         self.unlogged = None                                  # the newest step not written to the log yet
