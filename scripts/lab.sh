@@ -7,4 +7,6 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # shellcheck source=scripts/env.sh
 source "$ROOT/scripts/env.sh"
 python "$ROOT/scripts/make_learner_copies.py"
+# A shell inside a launched job (RANK set) would make every kernel think it is a rank and start no ranks of its own
+unset RANK LOCAL_RANK WORLD_SIZE MASTER_ADDR MASTER_PORT
 exec jupyter lab --notebook-dir "$ROOT" --LabApp.default_url=/lab/tree/lab "$@"

@@ -1,7 +1,8 @@
 """Learner copies of the chapters: nbs/NAME.ipynb → lab/NAME.ipynb without solutions (scripts/lab.sh runs this).
 
 usage: python scripts/make_learner_copies.py [LAB_FOLDER]     (default: lab/ beside nbs/)
-A copy that exists already is kept: it holds the learner's work. Delete or rename one to get a fresh copy."""
+A copy that exists already is kept: it holds the learner's work. Delete or rename one to get a fresh copy.
+Kept copies whose chapter changed after they were made are named."""
 import sys
 from pathlib import Path
 
@@ -18,9 +19,11 @@ def main(argv: list[str]) -> int:
     if lab.exists() and not lab.is_dir():
         print(f"error: {lab} exists and is not a folder", file=sys.stderr)
         return 2
-    made, kept = make_learner_copies(ROOT / "nbs", lab)
+    made, kept, stale = make_learner_copies(ROOT / "nbs", lab)
     print(f"{lab}: {len(made)} learner cop{'y' if len(made) == 1 else 'ies'} made"
           + (f", {len(kept)} kept (yours: delete one to start its exercises again)" if kept else ""))
+    if stale:
+        print(f"changed since your copy was made: {', '.join(stale)} (see nbs/ for the new version)")
     return 0
 
 

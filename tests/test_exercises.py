@@ -2,14 +2,18 @@
 copy, run top to bottom through a Jupyter kernel with every stub untouched, finishes with one "not attempted yet"
 line per exercise; the distributed chapters run it on 2 real ranks (nbs/05d_ranks.ipynb), and those ranks stop when
 a rank fails and when the kernel dies. (nbdev_test, which runs nbs/, proves the other half: each reference solution
-passes its check, and each `mistakes` cell's wrong answers are rejected.)"""
+passes its check and each `mistakes` cell's wrong answers are rejected, in a world of one; the distributed chapters'
+runs on 3 ranks here and in test_deepspeed.py and test_training_entry.py prove it where a mistake shows only on
+several ranks.)"""
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import nbformat
@@ -18,7 +22,7 @@ import pytest
 from jupyter_client.manager import KernelManager
 from nbclient import NotebookClient
 
-from torch_handle.utils.exercises import cell_tags, learner_copy
+from torch_handle.utils.exercises import TAGS, cell_tags, learner_copy
 
 ROOT = Path(__file__).resolve().parent.parent
 NBS = ROOT / "nbs"
@@ -63,7 +67,7 @@ def test_every_chapter_keeps_the_exercise_contract(name):
             f"{where}: a hidden mistakes cell feeds the check wrong answers with rejects()"
         assert not any("#| export" in source(c) for c in (stub, solution, check, mistakes)), f"{where}: never exported"
         grouped += 4
-    tagged = [c for c in nb["cells"] if set(cell_tags(c)) & {"exercise", "solution", "check", "mistakes"}]
+    tagged = [c for c in nb["cells"] if set(cell_tags(c)) & set(TAGS)]
     assert len(tagged) == grouped, f"{name}: an exercise tag outside the stub/solution/check/mistakes groups"
 
 
@@ -106,20 +110,38 @@ def texts(nb) -> str:
     return "\n".join(out)
 
 
-@pytest.mark.parametrize("name", CHAPTERS)
-def test_a_learner_copy_runs_to_the_end_with_every_stub_untouched(name, tmp_path):
-    nb = load(name)
-    work = ROOT / "lab_test" / name                     # beside nbs/, as lab/ is: the chapters' relative paths hold
+def run_learner_copy(name: str, tmp: Path) -> str:
+    "Run chapter `name`'s learner copy top to bottom in a fresh kernel; return everything it printed."
+    work = ROOT / "lab_test" / name                     # inside the repository, as lab/ is: the chapters' paths hold
     work.mkdir(parents=True, exist_ok=True)
-    km = kernel(tmp_path)
-    executed = nbformat.reads(json.dumps(learner_copy(nb)), as_version=4)
+    km = kernel(tmp)
+    executed = nbformat.reads(json.dumps(learner_copy(load(name))), as_version=4)
     try:
         NotebookClient(executed, km=km, timeout=600, resources={"metadata": {"path": str(work)}}).execute()
     finally:
         km.shutdown_kernel(now=True)
-    printed = texts(executed)
-    n = len(exercises(nb))
-    if is_distributed(nb):
+        shutil.rmtree(work, ignore_errors=True)
+    return texts(executed)
+
+
+@pytest.fixture(scope="module")
+def learner_runs(request, tmp_path_factory):
+    "The selected chapters' learner copies, two at a time (two cores), the slowest first; a future per chapter."
+    selected = [item.callspec.params["name"] for item in request.session.items
+                if item.originalname == "test_a_learner_copy_runs_to_the_end_with_every_stub_untouched"]
+    slow_first = sorted(selected, key=lambda n: (not is_distributed(load(n)), n not in SLOW, n))
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        yield {n: pool.submit(run_learner_copy, n, tmp_path_factory.mktemp(n)) for n in slow_first}
+
+
+SLOW = {"05b_baseline", "06b_launching", "08b_kill_and_resume", "09a_profiling_lab", "10_roadmap"}
+
+
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_a_learner_copy_runs_to_the_end_with_every_stub_untouched(name, learner_runs):
+    printed = learner_runs[name].result()
+    n = len(exercises(load(name)))
+    if is_distributed(load(name)):
         for rank in (0, 1):
             lines = re.findall(rf"^\[rank {rank}\] exercise (\d): not attempted yet$", printed, re.M)
             assert lines == [str(k) for k in range(1, n + 1)], f"rank {rank} of 2 in {name}: {lines}\n{printed[-3000:]}"
@@ -179,12 +201,15 @@ def test_a_failing_rank_stops_every_rank_instead_of_hanging(tmp_path):
     try:
         kc.wait_for_ready(timeout=60)
         procs = started(kc, 3)
+        printed, reply = run(kc, "%%local\nimport os\n'RANK' in os.environ")
+        assert reply["status"] == "ok" and printed.strip() == "False", "%%local runs in the kernel and shows its value"
         fail = ("from torch_handle.train.ddp_trainer import ddp_setup\nimport torch.distributed as dist\n"
                 "rank, world, _ = ddp_setup()\nif rank == 1:\n    raise ValueError('rank 1 fails here')\ndist.barrier()")
         t = time.monotonic()
         printed, reply = run(kc, fail)
         assert reply["status"] == "error" and reply["ename"] == "RankFailed", reply
-        assert "[1]" in reply["evalue"] and "stopped" in reply["evalue"], reply["evalue"]
+        assert "[1]" in reply["evalue"] and "ValueError: rank 1 fails here" in reply["evalue"], reply["evalue"]
+        assert "stopped" in reply["evalue"] and "rank 1 fails here" in printed, "the failed rank's traceback is shown"
         assert time.monotonic() - t < 60, "the waiting ranks were stopped within seconds, not at gloo's timeout"
         assert not wait_gone(procs, 10), "every rank, and everything it started, is gone"
         printed, reply = run(kc, "print('still here')")
@@ -221,6 +246,7 @@ def test_no_rank_outlives_its_kernel(tmp_path):
     try:
         kc.wait_for_ready(timeout=60)
         procs = started(kc, 2)
+        procs += psutil.Process(km.provisioner.pid).children(recursive=True)     # the controller too
     finally:
         kc.stop_channels()
         km.shutdown_kernel()
@@ -256,3 +282,8 @@ def test_interrupting_a_cell_interrupts_every_rank(tmp_path):
     finally:
         kc.stop_channels()
         km.shutdown_kernel(now=True)
+
+
+def test_chapter_05d_on_three_cpu_ranks(chapter_on_cpu_ranks):
+    # its solutions and mistakes on more than one rank (nbdev_test is a world of one; a learner copy has neither)
+    chapter_on_cpu_ranks("05d_ranks", 3)

@@ -58,15 +58,18 @@ class Ranks:
     (the environment of `ranks_env(n)`: gloo on CPU ranks, NCCL with one GPU each where `n` GPUs are visible)."""
     def __init__(self, n: int, timeout: float = 120):
         import ipyparallel as ipp                      # here: only a kernel that starts ranks needs it
-        self.n, self.env = n, ranks_env(n)
+        self.n, self.env, self.pids, self.procs = n, ranks_env(n), [], []
         self._profile = tempfile.TemporaryDirectory(prefix="torch-handle-ranks-")
         self.cluster = ipp.Cluster(n=n, profile_dir=self._profile.name, log_level=logging.ERROR,
                                    engine_timeout=int(timeout))
-        self.cluster.start_cluster_sync()
-        self.client = self.cluster.connect_client_sync()
-        self.client.wait_for_engines(n, timeout=timeout, interactive=False)    # no progress bar
-        self.pids = []
+        before = {p.pid for p in psutil.Process().children()}
         try:
+            try:
+                self.cluster.start_cluster_sync()
+                self.client = self.cluster.connect_client_sync()
+                self.client.wait_for_engines(n, timeout=timeout, interactive=False)    # no progress bar
+            finally:        # the controller and the engines are this kernel's children: whatever happened, note them
+                self.procs = [p.pid for p in psutil.Process().children() if p.pid not in before]
             changed = {k: v for k, v in self.env.items() if os.environ.get(k) != v}
             rendezvous = {"WORLD_SIZE": str(n), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port())}
             controller = self.cluster.controller.process.pid
@@ -74,22 +77,23 @@ class Ranks:
                 env = {**changed, **rendezvous, "RANK": str(rank), "LOCAL_RANK": str(rank)}
                 self.pids.append(self.client[engine].apply_sync(_become_rank, env, os.getpid(), controller))
             self.view = self.client[sorted(self.client.ids)]
-        except BaseException:
+        except BaseException:                           # a failed or interrupted start leaves nothing running
             self.stop()
             raise
 
     def stop(self) -> None:
-        "Stop every engine, the controller, and anything they started; wait until all are gone."
-        for pid in self.pids:                           # each engine with its children (its nanny, any workers)
+        "Stop the controller, every engine, and anything they started; wait until all are gone."
+        for pid in self.procs:
             stop_process_tree(pid, grace=2)
         with contextlib.suppress(Exception):
             self.client.close()
-            self.cluster.stop_cluster_sync()            # the controller, and the engines' bookkeeping
+        with contextlib.suppress(Exception):
+            self.cluster.stop_cluster_sync()            # only ipyparallel's bookkeeping is left to stop
         self._profile.cleanup()
 
 # %% ../../nbs/05d_ranks.ipynb #74048863
 class RankFailed(RuntimeError):
-    "A cell raised on one or more ranks (their tracebacks are shown above it, labelled by rank)."
+    "A cell raised on one or more ranks (each one's traceback is shown above, labelled by rank)."
 
 def _relay(result, shown: dict, final: bool = False) -> None:
     "Print what each rank has printed since the last call, each line labelled `[rank r]`; whole lines only until `final`."
@@ -113,6 +117,13 @@ def _show_results(result) -> None:
 def _failed(result) -> list[int]:
     return [r for r, status in enumerate(result["status"]) if status == "error"]
 
+def _errors(result, failed: list[int]) -> str:
+    "Print the failed ranks' tracebacks, labelled; return their distinct errors in one line."
+    errors = [result["error"][r] for r in failed]
+    for r, err in zip(failed, errors):
+        print(f"[rank {r}] " + "\n".join(err.render_traceback()[1:]), file=sys.stderr)
+    return "; ".join(dict.fromkeys(f"{err.ename}: {err.evalue}" for err in errors))
+
 def run_on_ranks(ranks: Ranks | None, cell: str, grace: float = 5.0) -> None:
     """Run `cell` on every rank, printing each rank's output as it comes, labelled `[rank r]`. If a rank raises while
     others still run `grace` s later (waiting for it in a collective, most likely, which never returns), stop the ranks."""
@@ -126,11 +137,13 @@ def run_on_ranks(ranks: Ranks | None, cell: str, grace: float = 5.0) -> None:
                 failed_at = time.monotonic()
             if failed_at is not None and time.monotonic() - failed_at > grace:
                 _relay(result, shown, final=True)
-                _halt(f"rank(s) {_failed(result)} raised while the others still ran (waiting for them in a collective, "
-                      "most likely), so every rank was stopped")
+                failed = _failed(result)
+                errors = _errors(result, failed)
+                _halt(f"rank(s) {failed} raised ({errors}) while the others still ran (waiting for them in a "
+                      "collective, most likely), so every rank was stopped")
                 raise RankFailed(_halted)
     except KeyboardInterrupt:
-        ranks.client.send_signal(signal.SIGINT, block=True)
+        ranks.client.send_signal(signal.SIGINT, block=False)
         if not result.wait(timeout=grace):
             _halt("the ranks did not stop on the interrupt, so they were stopped")
             print(_halted)
@@ -138,23 +151,21 @@ def run_on_ranks(ranks: Ranks | None, cell: str, grace: float = 5.0) -> None:
     result.wait_for_output(timeout=5)
     _relay(result, shown, final=True)
     if failed := _failed(result):
-        try:
-            result.get()
-        except Exception as err:                       # a CompositeError: every failed rank's traceback
-            print("\n".join(err.render_traceback()), file=sys.stderr)
-        raise RankFailed(f"the cell raised on rank(s) {failed} of {ranks.n}; the tracebacks are above") from None
+        errors = _errors(result, failed)
+        raise RankFailed(f"rank(s) {failed} of {ranks.n}: {errors}") from None
     _show_results(result)
 
 # %% ../../nbs/05d_ranks.ipynb #7f05751d
 _ranks: Ranks | None = None               # the running ranks
 _routing = False                          # whether cells go to the ranks (still true after a failure stopped them)
 _halted = ""                              # why the ranks were stopped, when a failure stopped them
+_in_local = False                         # inside a %%local cell, which runs in the kernel
 _KERNEL_SIDE = re.compile(r"^\s*%%local\b|start_ranks\(|stop_ranks\(", re.M)
 
 def _on_ranks(lines: list[str]) -> list[str]:
     "IPython input transformer: send the cell to the ranks, unless it starts or stops them or begins with %%local."
     cell = "".join(lines)
-    if not _routing or not cell.strip() or _KERNEL_SIDE.search(cell):
+    if not _routing or _in_local or not cell.strip() or _KERNEL_SIDE.search(cell):
         return lines
     return [f"get_ipython().run_cell_magic('on_ranks', '', {cell!r})\n"]
 
@@ -163,6 +174,22 @@ def _install(shell) -> None:
     shell.register_magic_function(lambda line, cell: run_on_ranks(_ranks, cell), "cell", "on_ranks")
     if _on_ranks not in shell.input_transformers_cleanup:
         shell.input_transformers_cleanup.append(_on_ranks)
+
+def _run_local(line: str, cell: str) -> None:
+    """The %%local cell magic: run the cell in this process. In a Jupyter kernel, as a cell of its own (magics work, its
+    last value shows); elsewhere (nbdev_test's shell captures one cell at a time) as plain Python."""
+    global _in_local
+    from IPython import get_ipython
+    shell = get_ipython()
+    if getattr(shell, "kernel", None) is None:
+        shell.ex(cell)
+        return
+    _in_local = True
+    try:
+        result = shell.run_cell(cell)
+    finally:
+        _in_local = False
+    result.raise_error()
 
 def _halt(reason: str) -> None:
     "Stop the ranks after a failure, but keep sending cells to them: each cell then says why, instead of running alone."
@@ -182,7 +209,7 @@ def start_ranks(n: int | None = None) -> str:
     with contextlib.suppress(ImportError):
         from IPython import get_ipython
         if get_ipython() is not None:                 # %%local: this kernel runs the cell itself, in every mode
-            get_ipython().register_magic_function(lambda line, cell: get_ipython().ex(cell), "cell", "local")
+            get_ipython().register_magic_function(_run_local, "cell", "local")
     if mode == "rank":
         print(f"this process is rank {os.environ['RANK']} of {os.environ.get('WORLD_SIZE', '?')}: a launcher started it")
     elif mode in ("test", "script"):
@@ -193,10 +220,13 @@ def start_ranks(n: int | None = None) -> str:
         _ranks = Ranks(n)
         _install(get_ipython())
         _routing = True
-        atexit.register(stop_ranks, quiet=True)
         print(f"started {describe_ranks(_ranks.env, n)}, pids {_ranks.pids}: from the next cell on, every cell runs "
               "on all of them, each line of output labelled [rank r]")
     return mode
+
+@atexit.register                          # a kernel that exits normally stops its ranks first
+def _stop_at_exit() -> None:
+    stop_ranks(quiet=True)
 
 def stop_ranks(quiet: bool = False) -> None:
     "Stop the ranks this kernel started (nothing is left running); cells run in the kernel again."
