@@ -123,11 +123,12 @@ def test_an_executed_chapter_shows_its_plots_tables_and_folded_solutions(site, b
     shoot(browser, tables[0], site["shots"] / f"{CHAPTER}-table.png")
     assert visible(browser, ".jp-RenderedMarkdown math"), "math is drawn as MathML, with no network"
 
-    solutions = sum("".join(c["source"]).startswith("#| code-fold: true") for c in source["cells"])
+    summaries = [re.search(r'#\| code-summary: "(.+)"', "".join(c["source"]))[1] for c in source["cells"]
+                 if "".join(c["source"]).startswith("#| code-fold: true")]       # each exercise's solution and check
     folds = browser.find_elements("css selector", "details.code-fold")
-    assert solutions and len(folds) == solutions
-    assert all(f.get_attribute("open") is None and f.find_element("css selector", "summary").text == "Solution"
-               for f in folds)
+    assert "Solution" in summaries and [f.find_element("css selector", "summary").text for f in folds] == summaries
+    assert all(f.get_attribute("open") is None for f in folds)
+    assert "rejects(" not in browser.page_source, "the cells feeding checks wrong answers are hidden"
     assert not visible(browser, "details.code-fold .jp-InputArea"), "solutions are folded"
     folds[0].find_element("css selector", "summary").click()
     assert len(visible(browser, "details.code-fold .jp-InputArea")) == 1, "a click unfolds one"

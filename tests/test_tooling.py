@@ -58,7 +58,7 @@ def test_every_third_party_import_is_declared():
             elif isinstance(node, ast.ImportFrom) and not node.level:
                 imported.add(node.module.split(".")[0])
     third_party = {m for m in imported if m not in sys.stdlib_module_names and m != "torch_handle"}
-    names = {"yaml": "pyyaml"}                                      # import name → distribution name
+    names = {"yaml": "pyyaml", "IPython": "ipython"}                # import name → distribution name
     assert {names.get(m, m) for m in third_party} <= declared, sorted({names.get(m, m) for m in third_party} - declared)
 
 
