@@ -13,7 +13,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def main(argv: list[str]) -> int:
     if len(argv) > 1 or (argv and argv[0].startswith("-")):
-        print(__doc__.split("\n\n")[1].splitlines()[0], file=sys.stderr)
+        print(f"error: takes at most one argument, a folder; {__doc__.split(chr(10) * 2)[1].splitlines()[0]}",
+              file=sys.stderr)
         return 2
     lab = Path(argv[0]) if argv else ROOT / "lab"
     if lab.exists() and not lab.is_dir():
