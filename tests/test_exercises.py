@@ -5,6 +5,7 @@ a rank fails and when the kernel dies. (nbdev_test, which runs nbs/, proves the 
 passes its check and each `mistakes` cell's wrong answers are rejected, in a world of one; the distributed chapters'
 runs on 3 ranks here and in test_deepspeed.py and test_training_entry.py prove it where a mistake shows only on
 several ranks.)"""
+import contextlib
 import json
 import os
 import re
@@ -151,6 +152,20 @@ def test_a_learner_copy_runs_to_the_end_with_every_stub_untouched(name, learner_
         assert lines == [str(k) for k in range(1, n + 1)], f"{name}: {lines}\n{printed[-3000:]}"
 
 
+@contextlib.contextmanager
+def kernel_client(tmp_path: Path, now: bool = True):
+    "A started kernel and a client ready to talk to it; the kernel is shut down at the end (at once, or politely)."
+    km = kernel(tmp_path)
+    kc = km.client()
+    kc.start_channels()
+    try:
+        kc.wait_for_ready(timeout=60)
+        yield km, kc
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=now)
+
+
 def run(kc, code: str, timeout: float = 120) -> tuple[str, dict]:
     "Execute `code` in the kernel; return what it printed and its reply."
     out = []
@@ -191,16 +206,11 @@ def started(kc, n: int = 2) -> list[psutil.Process]:
     printed, _ = run(kc, PIDS)
     pids = [int(p) for p in re.findall(r"^\[rank \d\] pid (\d+)$", printed, re.M)]
     assert len(pids) == n, printed
-    procs = rank_processes(pids)
-    return procs
+    return rank_processes(pids)
 
 
 def test_a_failing_rank_stops_every_rank_instead_of_hanging(tmp_path):
-    km = kernel(tmp_path)
-    kc = km.client()
-    kc.start_channels()
-    try:
-        kc.wait_for_ready(timeout=60)
+    with kernel_client(tmp_path) as (km, kc):
         procs = started(kc, 3)
         printed, reply = run(kc, "%%local\nimport os\n'RANK' in os.environ")
         assert reply["status"] == "ok" and printed.strip() == "False", "%%local runs in the kernel and shows its value"
@@ -220,46 +230,25 @@ def test_a_failing_rank_stops_every_rank_instead_of_hanging(tmp_path):
         assert "stopped the 2 ranks" in printed and not wait_gone(procs, 10)
         printed, reply = run(kc, "import os\nprint('RANK' in os.environ)")
         assert printed.strip() == "False", "after stop_ranks, cells run in the kernel again"
-    finally:
-        kc.stop_channels()
-        km.shutdown_kernel(now=True)
 
 
 def test_no_rank_outlives_its_kernel(tmp_path):
-    km = kernel(tmp_path)
-    kc = km.client()
-    kc.start_channels()
-    try:
-        kc.wait_for_ready(timeout=60)
+    with kernel_client(tmp_path) as (km, kc):
         procs = started(kc, 2)
         kernel_pid = km.provisioner.pid
         controller = [p for p in psutil.Process(kernel_pid).children() if "ipyparallel.controller" in " ".join(p.cmdline())]
         assert controller, "the kernel started an ipyparallel controller"
         os.kill(kernel_pid, signal.SIGKILL)                        # no atexit, no shutdown: the ranks must notice
         assert not wait_gone(procs + controller, 15), "the ranks and the controller end within seconds"
-    finally:
-        kc.stop_channels()
-        km.shutdown_kernel(now=True)
 
-    km = kernel(tmp_path)                                         # a normal shutdown stops them at once
-    kc = km.client()
-    kc.start_channels()
-    try:
-        kc.wait_for_ready(timeout=60)
+    with kernel_client(tmp_path, now=False) as (km, kc):         # a normal shutdown stops them at once
         procs = started(kc, 2)
         procs += psutil.Process(km.provisioner.pid).children(recursive=True)     # the controller too
-    finally:
-        kc.stop_channels()
-        km.shutdown_kernel()
     assert not wait_gone(procs, 10)
 
 
 def test_interrupting_a_cell_interrupts_every_rank(tmp_path):
-    km = kernel(tmp_path)
-    kc = km.client()
-    kc.start_channels()
-    try:
-        kc.wait_for_ready(timeout=60)
+    with kernel_client(tmp_path) as (km, kc):
         procs = started(kc, 2)
         msg_id = kc.execute("import time\ntime.sleep(60)")
         time.sleep(3)
@@ -280,9 +269,6 @@ def test_interrupting_a_cell_interrupts_every_rank(tmp_path):
         assert not wait_gone(procs, 15), "the rank deaf to the interrupt was stopped, with the rest"
         printed, reply = run(kc, "print('still here')")
         assert reply["status"] == "error" and "did not stop on the interrupt" in reply["evalue"]
-    finally:
-        kc.stop_channels()
-        km.shutdown_kernel(now=True)
 
 
 def test_chapter_05d_on_three_cpu_ranks(chapter_on_cpu_ranks):
