@@ -136,7 +136,7 @@ def learner_runs(request, tmp_path_factory):
         yield {n: pool.submit(run_learner_copy, n, tmp_path_factory.mktemp(n)) for n in slow_first}
 
 
-SLOW = {"05b_baseline", "06b_launching", "08b_kill_and_resume", "09a_profiling_lab", "10_roadmap"}
+SLOW = {"05b_baseline", "06b_launching", "08c_kill_and_resume", "09a_profiling_lab", "10_roadmap"}
 
 
 @pytest.mark.parametrize("name", CHAPTERS)

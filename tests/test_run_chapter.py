@@ -62,7 +62,7 @@ def test_a_failing_chapter_exits_non_zero_and_keeps_its_notebook_and_log(run_scr
     assert injected and "max_steps = 0" in "".join(injected[0]["source"])
 
 
-# Cells that start a torchrun job in a session of its own, as chapters 08b, 09a and 10 do: one waits, one leaves it running.
+# Cells that start a torchrun job in a session of its own, as chapters 08c, 09a and 10 do: one waits, one leaves it running.
 START_A_JOB = """import subprocess, time
 import psutil
 from torch_handle.utils.launch import cpu_ranks_env, torchrun_command
