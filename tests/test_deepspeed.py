@@ -64,3 +64,28 @@ def test_config_files_are_validated(tmp_path):
             load_deepspeed_config(tmp_path / name)
     with pytest.raises(ConfigError, match="offload 'nvme' needs"):
         get_deepspeed_config(3, 16, offload="nvme")
+
+
+TWO_WORLDS = """
+import sys, torch, deepspeed
+from torch_handle.train.ddp_trainer import cleanup, ddp_setup
+from torch_handle.train.deepspeed_trainer import deepspeed_cleanup, get_deepspeed_config
+teardown = {"cleanup": cleanup, "deepspeed_cleanup": deepspeed_cleanup}[sys.argv[1]]
+for world in range(2):                                 # two worlds of one, one after the other, in one process
+    ddp_setup()
+    m = torch.nn.Linear(4, 4)
+    engine, *_ = deepspeed.initialize(model=m, optimizer=torch.optim.AdamW(m.parameters()), config=get_deepspeed_config(2, 2))
+    engine.backward(engine(torch.randn(2, 4)).sum()); engine.step(); engine.destroy()
+    teardown()
+    print("world", world, "trained")
+"""
+
+
+@pytest.mark.parametrize("teardown, works", [("deepspeed_cleanup", True), ("cleanup", False)])
+def test_deepspeed_cleanup_lets_a_second_world_start(teardown, works):
+    # chapter 07: torch's destroy_process_group leaves DeepSpeed's group handles behind; deepspeed_cleanup clears them
+    r = subprocess.run([sys.executable, "-c", TWO_WORLDS, teardown], capture_output=True, text=True, timeout=300,
+                       env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+    assert ("world 1 trained" in r.stdout) == works, r.stdout[-2000:] + r.stderr[-2000:]
+    if not works:
+        assert "is not registered" in r.stderr, r.stderr[-2000:]

@@ -13,7 +13,8 @@ import torch.distributed as dist
 from fastcore.script import call_parse
 
 from ..train.build import build_model, build_trainer, setup_run
-from ..train.ddp_trainer import cleanup, ddp_setup
+from ..train.ddp_trainer import ddp_setup
+from ..train.deepspeed_trainer import deepspeed_cleanup
 from ..utils.launch import one_line_errors, run_job
 from ..utils.profiler import ProfilerWrapper
 
@@ -52,7 +53,7 @@ def profile_setups(out: str | Path, setups=SETUPS, wait: int = 1, warmup: int = 
                     prof.step()
             dist.barrier()
     finally:
-        cleanup()
+        deepspeed_cleanup()
 
 @call_parse
 def main(out: str,                       # folder for the traces: out/<setup>/<setup>.rank<r>.step<s>.json

@@ -7,7 +7,6 @@ __all__ = ['ddp_setup', 'rank_world', 'cleanup', 'DDPTrainer']
 
 # %% ../../nbs/06_ddp.ipynb #3d3132c8
 import os
-import sys
 from datetime import timedelta
 
 import torch
@@ -40,11 +39,8 @@ def rank_world() -> tuple[int, int]:
     return (dist.get_rank(), dist.get_world_size()) if dist.is_available() and dist.is_initialized() else (0, 1)
 
 def cleanup() -> None:
-    "Leave the process group (every rank, at the end)."
-    ds_comm = sys.modules.get("deepspeed.comm")       # DeepSpeed (chapter 07) keeps its own copies of the groups:
-    if ds_comm is not None and ds_comm.is_initialized():  # its destroy drops them too, so a later world starts clean
-        ds_comm.destroy_process_group()
-    elif dist.is_initialized():
+    "Leave the process group (every rank, at the end); a later `ddp_setup` in this process then forms a new world."
+    if dist.is_initialized():
         dist.destroy_process_group()
 
 # %% ../../nbs/06_ddp.ipynb #46bfa919

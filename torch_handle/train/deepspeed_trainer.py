@@ -5,23 +5,26 @@
 # %% auto #0
 __all__ = ['CONFIG_DIR', 'PRECISIONS', 'OFFLOADS', 'DS_TOP_LEVEL_KEYS', 'load_deepspeed_config', 'get_deepspeed_config',
            'zero_formula_bytes', 'state_bytes', 'peak_state_bytes', 'allocator_peak', 'zero2_gradient_elements',
-           'deepspeed_state_bytes', 'DeepSpeedTrainer']
+           'deepspeed_state_bytes', 'DeepSpeedTrainer', 'deepspeed_buffer_file', 'deepspeed_cleanup']
 
 # %% ../../nbs/07_zero3.ipynb #ca771658
 import gc
 import importlib.resources
 import itertools
 import json
+import os
+import sys
 from contextlib import contextmanager
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 from torch import nn
 from torch.distributed.tensor import DTensor
 
 from ..data.dataloader import DataLoaderWrapper
 from .config import ConfigError
-from .ddp_trainer import DDPTrainer
+from .ddp_trainer import DDPTrainer, cleanup
 
 # %% ../../nbs/07_zero3.ipynb #11e91437
 CONFIG_DIR = Path(str(importlib.resources.files("torch_handle") / "config"))
@@ -55,6 +58,7 @@ def load_deepspeed_config(path: str | Path) -> dict:
         raise ConfigError(f"{path}: zero_optimization.{'.'.join(map(str, err['loc']))}: {err['msg']}") from None
     return config
 
+# %% ../../nbs/07_zero3.ipynb #4761a944
 def get_deepspeed_config(stage: int, micro_batch_size: int, precision: str = "fp32", offload: str = "none",
                          gradient_clipping: float | None = None, nvme_path: str | None = None,
                          config_dir: str | Path = CONFIG_DIR) -> dict:
@@ -103,6 +107,7 @@ def zero_formula_bytes(n_params: int, world: int, stage: int, precision: str = "
     shard = lambda b, from_stage: b * n_params / (world if stage >= from_stage else 1)
     return {"parameters": shard(p, 3), "gradients": shard(p, 2), "optimizer": shard(k, 1)}
 
+# %% ../../nbs/07_zero3.ipynb #ad969256
 def _local(t: torch.Tensor) -> torch.Tensor:
     return t.to_local() if isinstance(t, DTensor) else t            # a DTensor (FSDP2): this rank's shard
 
@@ -154,11 +159,13 @@ def state_bytes(model: nn.Module, optimizer=None, device_type: str | None = None
     walk(model, "buffers")                       # whatever else hangs off a DeepSpeed engine
     return out
 
+# %% ../../nbs/07_zero3.ipynb #27fa9ef7
 @contextmanager
 def peak_state_bytes(engine):
     """Inside the block, count `state_bytes` of a DeepSpeed `engine` just before and just after each gradient reduction
-    (`engine.allreduce_gradients`) and keep every class at its largest: ZeRO-1 holds full gradients before it, ZeRO-2's
-    gradient partition is complete only after it, and the reduce buckets are full before it."""
+    (`engine.allreduce_gradients`), and as its optimizer steps, and keep every class at its largest: ZeRO-1 holds full
+    gradients before the reduction, ZeRO-2's gradient partition is complete only after it, the reduce buckets are full
+    before it, and in `step()` stages 1-3 hold the rank's gradient partition in fp32 for the optimizer."""
     peak = dict.fromkeys(("parameters", "gradients", "optimizer", "buffers"), 0)
     def count():
         for kind, n in state_bytes(engine.module, engine.optimizer).items():
@@ -168,10 +175,19 @@ def peak_state_bytes(engine):
         count(); out = reduce(*args, **kwargs); count()
         return out
     engine.allreduce_gradients = counted
+    inner = getattr(engine.optimizer, "optimizer", None)             # the torch optimizer a ZeRO optimizer steps
+    if inner is not None:
+        step = inner.step
+        def counted_step(*args, **kwargs):
+            count()                                                  # the fp32 gradient partition exists now
+            return step(*args, **kwargs)
+        inner.step = counted_step
     try:
         yield peak
     finally:
-        del engine.allreduce_gradients                               # the engine's own method again
+        del engine.allreduce_gradients                               # the engine's own methods again
+        if inner is not None:
+            del inner.step
 
 @contextmanager
 def allocator_peak(device: torch.device):
@@ -188,6 +204,7 @@ def allocator_peak(device: torch.device):
     finally:
         peak["bytes"] = torch.cuda.max_memory_allocated(device) - start
 
+# %% ../../nbs/07_zero3.ipynb #5f3474ac
 def zero2_gradient_elements(param_sizes: list[int], world: int, rank: int) -> int:
     """Elements in `rank`'s ZeRO-2 gradient partition as DeepSpeed allocates it: the flat buffer of all parameters,
     padded to a multiple of 2N, is cut into N equal slices, and every parameter that overlaps the rank's slice is held
@@ -199,10 +216,12 @@ def zero2_gradient_elements(param_sizes: list[int], world: int, rank: int) -> in
     whole = sum(size for start, size in zip(starts, param_sizes) if start < high and start + size > low)
     return whole + (padded - total if rank == world - 1 else 0)
 
+# %% ../../nbs/07_zero3.ipynb #3d167892
 def deepspeed_state_bytes(module: nn.Module, config: dict, world: int, rank: int) -> dict:
     """Bytes per class that a DeepSpeed engine over `module` (before or after `deepspeed.initialize`) with `config` holds
-    on `rank` at its peak: the ZeRO formula plus what DeepSpeed adds to it. ZeRO-2 holds every parameter that overlaps
-    its gradient slice whole; in fp32 the optimizer keeps its own fp32 copy of the partition (4Ψ/N); the buffers are the
+    on `rank` at its peak: the ZeRO formula plus what DeepSpeed adds to it. In `step()` stages 1-3 hold the gradient
+    partition in fp32 (4Ψ/N), at stages 1-2 after freeing the gradients it was made from, at stage 3 beside them.
+    ZeRO-2 holds every parameter that overlaps its gradient slice whole; in fp32 the optimizer keeps its own fp32 copy of the partition (4Ψ/N); the buffers are the
     module's own plus the reduce buckets, `reduce_bucket_size` elements each (two at stages 1-2 with `overlap_comm`),
     which do not shrink with N. Not included: the ZeRO-3 parameters gathered at that moment. It covers what the course
     runs: one parameter group, no offload, no `round_robin_gradients`."""
@@ -211,8 +230,15 @@ def deepspeed_state_bytes(module: nn.Module, config: dict, world: int, rank: int
     sizes = [getattr(p, "ds_numel", p.numel()) for p in module.parameters()]    # ZeRO-3 keeps the full size in ds_numel
     n, width = sum(sizes), 2 if precision == "bf16" else 4
     out = zero_formula_bytes(n, world, stage, precision)
-    if stage == 2:
-        out["gradients"] = width * zero2_gradient_elements(sizes, world, rank)
+    partition = -(-n // (2 * world)) * 2                             # stages 1-2: the flat buffer, padded to 2N, over N
+    if stage == 1:                                                   # in step(), after the full gradients are freed
+        out["gradients"] = max(width * n, 4 * partition)
+    if stage == 2:                                                   # in step(), in place of the 16-bit partition
+        out["gradients"] = max(width * zero2_gradient_elements(sizes, world, rank), 4 * partition)
+    if stage == 3:                                                   # in step(), beside the 16-bit partition
+        out["gradients"] += 4 * n / world
+    if stage == 0 and precision == "bf16":                           # the bf16 optimizer's fp32 gradient buffer, whole
+        out["gradients"] += 4 * n
     if stage and precision == "fp32":
         out["optimizer"] += 4 * n / world
     buckets = 0 if stage == 0 else 2 if stage in (1, 2) and zero.get("overlap_comm") else 1
@@ -256,3 +282,18 @@ class DeepSpeedTrainer(DDPTrainer):
         module = self.model.module
         with deepspeed.zero.GatheredParameters(list(module.parameters()), enabled=self.stage == 3):
             return {k: v.detach().float().cpu().clone() for k, v in module.state_dict().items()}
+
+# %% ../../nbs/07_zero3.ipynb #3ce8b92f
+def deepspeed_buffer_file(rank: int) -> Path:
+    "The shared-memory file DeepSpeed 0.19.8's CPU all-reduce creates for `rank` (under its launcher, which sets LOCAL_SIZE)."
+    addr, port = os.environ.get("MASTER_ADDR", ""), os.environ.get("MASTER_PORT", "")
+    return Path("/dev/shm") / f"deepspeed_allreduce_buffer_{os.getuid()}_{addr}_{port}_{rank}"
+
+def deepspeed_cleanup() -> None:
+    "Chapter 06's `cleanup` for a process that may have run DeepSpeed: its group handles cleared, this rank's shm buffer removed."
+    ds_comm = sys.modules.get("deepspeed.comm")       # never imported: DeepSpeed left nothing behind
+    if ds_comm is None or not ds_comm.is_initialized():
+        return cleanup()
+    dist.barrier()                                    # every rank mapped every buffer when the world formed
+    deepspeed_buffer_file(dist.get_rank()).unlink(missing_ok=True)
+    ds_comm.destroy_process_group()                   # torch's destroy, then DeepSpeed drops its group handles
