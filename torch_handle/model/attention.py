@@ -33,12 +33,15 @@ def check_mask(mask: torch.Tensor, expected: tuple[int, ...]) -> None:
 
 def scaled_dot_product_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
                                  mask: torch.Tensor | None = None, dropout_p: float = 0.0):
-    "softmax(q kᵀ/√d) v for `(batch, heads, len, d)` inputs, written out. Returns `(output, weights)`."
+    "softmax(q kᵀ/√d) v for `(batch, heads, len, d)` inputs, written out. Returns `(output, weights)`; a query that may attend no key gets zeros."
     scores = q @ k.transpose(-2, -1) / math.sqrt(q.size(-1))           # (batch, heads, Lq, Lk)
     if mask is not None:
         check_mask(mask, scores.shape)
-        scores = scores.masked_fill(~mask, float("-inf"))
+        blind = ~mask.any(dim=-1, keepdim=True)                         # queries with no key to attend
+        scores = scores.masked_fill(~mask, float("-inf")).masked_fill(blind, 0.0)
     weights = scores.softmax(dim=-1)
+    if mask is not None:
+        weights = weights.masked_fill(blind, 0.0)                       # zeros for them, as the fused function gives
     if dropout_p > 0.0:
         weights = F.dropout(weights, p=dropout_p)
     return weights @ v, weights
@@ -50,12 +53,16 @@ class ScaledDotProductAttention(nn.Module):
         super().__init__()
         self.dropout, self.fused = dropout, fused
 
-    def forward(self, q, k, v, mask: torch.Tensor | None = None, need_weights: bool = False):
+    def forward(self, q, k, v, mask: torch.Tensor | None = None, need_weights: bool = False, is_causal: bool = False):
         dropout_p = self.dropout if self.training else 0.0
-        if self.fused and not need_weights:
+        if is_causal and mask is not None:
+            raise ValueError("pass a mask or is_causal=True, not both (combine them with padding_mask(...) & causal_mask(L))")
+        if self.fused and not need_weights:                              # need_weights=True takes the explicit path
             if mask is not None:
                 check_mask(mask, (q.size(0), q.size(1), q.size(2), k.size(2)))
-            return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
+            return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p, is_causal=is_causal)
+        if is_causal:                                  # PyTorch's meaning: query i reads keys 0..i (top-left triangle)
+            mask = torch.ones(q.size(2), k.size(2), dtype=torch.bool, device=q.device).tril()[None, None]
         out, weights = scaled_dot_product_attention(q, k, v, mask, dropout_p)
         return (out, weights) if need_weights else out
 
@@ -76,14 +83,15 @@ class MultiHeadAttention(nn.Module):
     def _split_heads(self, x: torch.Tensor) -> torch.Tensor:      # (B, L, d_model) → (B, H, L, d_head)
         return x.view(x.size(0), x.size(1), self.n_heads, self.d_head).transpose(1, 2)
 
-    def forward(self, query, key, value, mask: torch.Tensor | None = None, need_weights: bool = False):
+    def forward(self, query, key, value, mask: torch.Tensor | None = None, need_weights: bool = False,
+                is_causal: bool = False):
         if query.size(-1) != self.d_model or key.size(-1) != self.d_model or value.size(-1) != self.d_model:
             raise ValueError(f"expected inputs with last dimension d_model={self.d_model}, got "
                              f"query {tuple(query.shape)}, key {tuple(key.shape)}, value {tuple(value.shape)}")
         q = self._split_heads(self.q_proj(query))
         k = self._split_heads(self.k_proj(key))
         v = self._split_heads(self.v_proj(value))
-        out = self.attention(q, k, v, mask, need_weights)
+        out = self.attention(q, k, v, mask, need_weights, is_causal)
         out, weights = out if need_weights else (out, None)
         out = self.out_proj(out.transpose(1, 2).reshape(query.size(0), query.size(1), self.d_model))
         return (out, weights) if need_weights else out

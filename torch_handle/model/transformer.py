@@ -9,6 +9,7 @@ __all__ = ['TransformerStack', 'TransformerEncoder', 'TransformerDecoder', 'Tran
 from dataclasses import dataclass
 
 import torch
+from fastcore.basics import patch
 from torch import nn
 
 from .attention import causal_mask, padding_mask
@@ -81,29 +82,34 @@ class TransformerConfig:
     def has_final_norm(self) -> bool:
         return self.norm_first if self.final_norm is None else self.final_norm
 
-    def num_parameters(self) -> int:
-        "Parameter count by formula."
-        d, f = self.d_model, self.d_ff
-        attention, ffn, norm = 4 * d * d + 4 * d, 2 * d * f + f + d, 2 * d
-        encoder = self.n_encoder_layers * (attention + ffn + 2 * norm)
-        decoder = self.n_decoder_layers * (2 * attention + ffn + 3 * norm)
-        final_norms = 2 * norm if self.has_final_norm else 0
-        embeddings = (self.src_vocab_size + self.tgt_vocab_size) * d
-        output = self.tgt_vocab_size + (0 if self.tie_embeddings else d * self.tgt_vocab_size)
-        return encoder + decoder + final_norms + embeddings + output
+# %% ../../nbs/04_transformer.ipynb #0e7d2111
+@patch
+def num_parameters(self: TransformerConfig) -> int:
+    "Parameter count by formula."
+    d, f = self.d_model, self.d_ff
+    attention, ffn, norm = 4 * d * d + 4 * d, 2 * d * f + f + d, 2 * d
+    encoder = self.n_encoder_layers * (attention + ffn + 2 * norm)
+    decoder = self.n_decoder_layers * (2 * attention + ffn + 3 * norm)
+    final_norms = 2 * norm if self.has_final_norm else 0
+    embeddings = (self.src_vocab_size + self.tgt_vocab_size) * d
+    output = self.tgt_vocab_size + (0 if self.tie_embeddings else d * self.tgt_vocab_size)
+    return encoder + decoder + final_norms + embeddings + output
 
-    def forward_flops(self, src_len: int, tgt_len: int) -> int:
-        "Matmul FLOPs of one forward pass over one (source, target) pair."
-        d, f, S, T = self.d_model, self.d_ff, src_len, tgt_len
-        encoder = self.n_encoder_layers * (8 * S * d * d + 4 * S * S * d + 4 * S * d * f)
-        decoder = self.n_decoder_layers * (8 * T * d * d + 4 * T * T * d            # self-attention
-                                           + 4 * T * d * d + 4 * S * d * d + 4 * T * S * d   # cross-attention
-                                           + 4 * T * d * f)                         # FFN
-        return encoder + decoder + 2 * T * d * self.tgt_vocab_size
+# %% ../../nbs/04_transformer.ipynb #a015318a
+@patch
+def forward_flops(self: TransformerConfig, src_len: int, tgt_len: int) -> int:
+    "Matmul FLOPs of one forward pass over one (source, target) pair."
+    d, f, S, T = self.d_model, self.d_ff, src_len, tgt_len
+    encoder = self.n_encoder_layers * (8 * S * d * d + 4 * S * S * d + 4 * S * d * f)
+    decoder = self.n_decoder_layers * (8 * T * d * d + 4 * T * T * d            # self-attention
+                                       + 4 * T * d * d + 4 * S * d * d + 4 * T * S * d   # cross-attention
+                                       + 4 * T * d * f)                         # FFN
+    return encoder + decoder + 2 * T * d * self.tgt_vocab_size
 
-    def training_flops(self, src_len: int, tgt_len: int) -> int:
-        "Matmul FLOPs of forward + backward over one (source, target) pair: 3 × forward."
-        return 3 * self.forward_flops(src_len, tgt_len)
+@patch
+def training_flops(self: TransformerConfig, src_len: int, tgt_len: int) -> int:
+    "Matmul FLOPs of forward + backward over one (source, target) pair: 3 × forward."
+    return 3 * self.forward_flops(src_len, tgt_len)
 
 # %% ../../nbs/04_transformer.ipynb #fc53b039
 class Transformer(nn.Module):
@@ -134,37 +140,43 @@ class Transformer(nn.Module):
     def tgt_mask(self, tgt: torch.Tensor) -> torch.Tensor:
         return padding_mask(tgt, self.config.pad_id) & causal_mask(tgt.size(1), tgt.device)
 
-    def encode(self, src: torch.Tensor, src_mask: torch.Tensor | None = None) -> torch.Tensor:
-        return self.encoder(self.src_embed(src), self.src_mask(src) if src_mask is None else src_mask)
+# %% ../../nbs/04_transformer.ipynb #4b48bca2
+@patch
+def encode(self: Transformer, src: torch.Tensor, src_mask: torch.Tensor | None = None) -> torch.Tensor:
+    return self.encoder(self.src_embed(src), self.src_mask(src) if src_mask is None else src_mask)
 
-    def decode(self, tgt: torch.Tensor, memory: torch.Tensor, src_mask: torch.Tensor) -> torch.Tensor:
-        return self.decoder(self.tgt_embed(tgt), memory, self.tgt_mask(tgt), src_mask)
+@patch
+def decode(self: Transformer, tgt: torch.Tensor, memory: torch.Tensor, src_mask: torch.Tensor) -> torch.Tensor:
+    return self.decoder(self.tgt_embed(tgt), memory, self.tgt_mask(tgt), src_mask)
 
-    def forward(self, src: torch.Tensor, tgt: torch.Tensor) -> torch.Tensor:
-        for name, t in (("src", src), ("tgt", tgt)):
-            if t.dim() != 2 or t.dtype not in (torch.int64, torch.int32):
-                raise ValueError(f"{name} must be integer token ids of shape (batch, seq), got {t.dtype} {tuple(t.shape)}")
-        if src.size(0) != tgt.size(0):
-            raise ValueError(f"src and tgt batch sizes differ: {src.size(0)} vs {tgt.size(0)}")
-        src_mask = self.src_mask(src)
-        return self.generator(self.decode(tgt, self.encode(src, src_mask), src_mask))
+@patch
+def forward(self: Transformer, src: torch.Tensor, tgt: torch.Tensor) -> torch.Tensor:
+    for name, t in (("src", src), ("tgt", tgt)):
+        if t.dim() != 2 or t.dtype not in (torch.int64, torch.int32):
+            raise ValueError(f"{name} must be integer token ids of shape (batch, seq), got {t.dtype} {tuple(t.shape)}")
+    if src.size(0) != tgt.size(0):
+        raise ValueError(f"src and tgt batch sizes differ: {src.size(0)} vs {tgt.size(0)}")
+    src_mask = self.src_mask(src)
+    return self.generator(self.decode(tgt, self.encode(src, src_mask), src_mask))
 
-    @torch.no_grad()
-    def greedy_decode(self, src: torch.Tensor, bos_id: int, eos_id: int, max_len: int | None = None) -> torch.Tensor:
-        "Most likely next token at each step; returns `(batch, ≤ max_len + 1)` ids starting with `bos_id`, padded after `eos_id`."
-        max_len = self.config.max_len - 1 if max_len is None else max_len
-        src_mask = self.src_mask(src)
-        memory = self.encode(src, src_mask)
-        ys = torch.full((src.size(0), 1), bos_id, dtype=torch.long, device=src.device)
-        done = torch.zeros(src.size(0), dtype=torch.bool, device=src.device)
-        for _ in range(max_len):
-            next_token = self.generator(self.decode(ys, memory, src_mask)[:, -1]).argmax(-1)
-            next_token = next_token.masked_fill(done, self.config.pad_id)
-            ys = torch.cat([ys, next_token[:, None]], dim=1)
-            done |= next_token == eos_id
-            if done.all():
-                break
-        return ys
+# %% ../../nbs/04_transformer.ipynb #aad7c167
+@patch
+@torch.no_grad()
+def greedy_decode(self: Transformer, src: torch.Tensor, bos_id: int, eos_id: int, max_len: int | None = None) -> torch.Tensor:
+    "Most likely next token at each step; returns `(batch, ≤ max_len + 1)` ids starting with `bos_id`, padded after `eos_id`."
+    max_len = self.config.max_len - 1 if max_len is None else max_len
+    src_mask = self.src_mask(src)
+    memory = self.encode(src, src_mask)
+    ys = torch.full((src.size(0), 1), bos_id, dtype=torch.long, device=src.device)
+    done = torch.zeros(src.size(0), dtype=torch.bool, device=src.device)
+    for _ in range(max_len):
+        next_token = self.generator(self.decode(ys, memory, src_mask)[:, -1]).argmax(-1)
+        next_token = next_token.masked_fill(done, self.config.pad_id)
+        ys = torch.cat([ys, next_token[:, None]], dim=1)
+        done |= next_token == eos_id
+        if done.all():
+            break
+    return ys
 
 # %% ../../nbs/04_transformer.ipynb #5f5ab97d
 def count_parameters(model: nn.Module) -> int:
