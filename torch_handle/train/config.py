@@ -53,7 +53,7 @@ class CourseConfig:
         "The model's `TransformerConfig`, once the vocabulary sizes are known."
         return TransformerConfig(src_vocab_size, tgt_vocab_size, pad_id=PAD_ID, **asdict(self.model))
 
-# %% ../../nbs/05c_configuration.ipynb #50b8d1fd
+# %% ../../nbs/05c_configuration.ipynb #36c02679
 class ConfigError(ValueError):
     "A configuration file is missing, not valid YAML, or has an unknown key or a value of the wrong type; the message names the file and the line or key."
 
@@ -81,6 +81,7 @@ def _section(cls, values, where: str):
             raise ConfigError(f"{where}.{key}: expected {name}, got {type(value).__name__} {value!r}")
     return cls(**{k: (float(v) if known[k].type is float else v) for k, v in values.items()})
 
+# %% ../../nbs/05c_configuration.ipynb #89fed597
 def load_config(path: str | Path | None = None) -> CourseConfig:
     "Read and validate a course configuration (default: the packaged `model_config.yaml`)."
     path = Path(path) if path is not None else DEFAULT_CONFIG
