@@ -53,7 +53,8 @@ def _check_pair(src: str, tgt: str) -> str | None:
     return None
 
 def load_parallel_corpus(path: str | Path, tgt_path: str | Path | None = None, on_error: str = "raise") -> ParallelCorpus:
-    "Read `source<TAB>target` lines from `path`, or aligned lines from `path` and `tgt_path`. `on_error`: raise or skip."
+    """Read `source<TAB>target` lines from `path` (columns after the second, such as an attribution, are ignored),
+    or aligned lines from `path` and `tgt_path`. `on_error`: raise or skip."""
     if on_error not in ("raise", "skip"):
         raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
     if tgt_path is None:
@@ -70,10 +71,10 @@ def load_parallel_corpus(path: str | Path, tgt_path: str | Path | None = None, o
         rows = [(f"{path}:{i}", [s, t]) for i, (s, t) in enumerate(zip(src_lines, tgt_lines), 1)]
     pairs, skipped = [], []
     for where, fields in rows:
-        if len(fields) != 2:
-            reason = f"expected 2 tab-separated fields, found {len(fields)}"
+        if len(fields) < 2:
+            reason = f"expected source<TAB>target, found {len(fields)} tab-separated field"
         else:
-            reason = _check_pair(*fields)
+            reason = _check_pair(*fields[:2])
         if reason is None:
             pairs.append((fields[0].strip(), fields[1].strip()))
         elif on_error == "raise":
@@ -203,23 +204,29 @@ class TranslationDataset(Dataset):
     def __len__(self): return len(self.examples)
     def __getitem__(self, i): return self.examples[i]
 
-    def lengths(self) -> list[int]:
-        "Padded length that each example contributes: the longer of source and target."
-        return [max(len(s), len(t)) for s, t in self.examples]
+    def side_lengths(self) -> tuple[list[int], list[int]]:
+        "Tokens of each example on the two padded sides of a batch: its source (`src`) and its labels (`tgt_out`)."
+        return [len(s) for s, _ in self.examples], [len(t) - 1 for _, t in self.examples]
 
+    def lengths(self) -> list[int]:
+        "The bucketing key: positions an example fills in a batch, source tokens plus labels."
+        return [s + t for s, t in zip(*self.side_lengths())]
+
+
+# %% ../../nbs/05_data.ipynb #f38159ec
 @dataclass
 class TranslationBatch:
-    "A padded batch: `src`, decoder input `tgt_in`, labels `tgt_out`, and their masks (True = real token)."
+    "A padded batch: `src`, decoder input `tgt_in`, labels `tgt_out`; `src_is_token`/`label_is_token`: True = not `<pad>`."
     src: torch.Tensor
     tgt_in: torch.Tensor
     tgt_out: torch.Tensor
 
     @property
-    def src_mask(self): return self.src != PAD_ID
+    def src_is_token(self) -> torch.Tensor: return self.src != PAD_ID          # (B, S): source positions holding a token
     @property
-    def tgt_mask(self): return self.tgt_out != PAD_ID
+    def label_is_token(self) -> torch.Tensor: return self.tgt_out != PAD_ID    # (B, T): labels the loss counts
     @property
-    def n_tokens(self) -> int: return int(self.tgt_mask.sum())
+    def n_tokens(self) -> int: return int(self.label_is_token.sum())
 
     def to(self, device) -> "TranslationBatch":
         return TranslationBatch(self.src.to(device), self.tgt_in.to(device), self.tgt_out.to(device))
@@ -259,12 +266,14 @@ class BucketBatchSampler(Sampler):
         return full * -(-chunk // self.batch_size) + -(-rest // self.batch_size)
 
 # %% ../../nbs/05_data.ipynb #b1c871ed
-def padding_fraction(batches, lengths: list[int]) -> float:
-    "Share of padded positions when each batch is padded to its longest member."
+def padding_fraction(batches, *lengths: list[int]) -> float:
+    """Share of padded positions when each side of every batch is padded to that side's longest member.
+    `lengths`: one list per side (a translation batch: `*dataset.side_lengths()`); pads over positions, all sides."""
     padded = real = 0
-    for batch in batches:
-        longest = max(lengths[i] for i in batch)
-        padded += longest * len(batch); real += sum(lengths[i] for i in batch)
+    for side in lengths:
+        for batch in batches:
+            longest = max(side[i] for i in batch)
+            padded += longest * len(batch); real += sum(side[i] for i in batch)
     return 1 - real / padded
 
 # %% ../../nbs/05b_baseline.ipynb #6eccf08c

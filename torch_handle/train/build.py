@@ -32,8 +32,8 @@ def build_model(cfg, data) -> Transformer:
 def build_trainer(mode: str, model: nn.Module, data, cfg, device: str | torch.device = "cpu", micro_batch: int | None = None,
                   bucket_cap_mb: float = 25.0, zero_stage: int = 2, precision: str = "fp32", offload: str = "none") -> Trainer:
     """The trainer of `mode` for `model` on `data` with `cfg.training`: AdamW, the warm-up/cosine schedule and a
-    training loader, bucketed for `single`, else sharded with `micro_batch` sentences a rank (default: the global
-    batch split over the ranks). `ddp` takes `bucket_cap_mb`; `deepspeed` the ZeRO stage, precision and offload."""
+    length-bucketed training loader: over the whole set for `single`, else within each rank's shard, with `micro_batch`
+    sentences a rank (default: the global batch split over the ranks). `ddp` takes `bucket_cap_mb`; `deepspeed` the ZeRO stage, precision and offload."""
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
     t = cfg.training
