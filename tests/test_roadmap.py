@@ -25,11 +25,13 @@ def test_the_roadmap_json_follows_the_formula(roadmaps):
         rows = {r["setup"]: r for r in result["rows"]}
         assert result["world"] == world and list(rows) == SETUPS.split(",")
         n = result["n_params"]
-        # the ZeRO paper's bf16 Adam bytes, written out: (2 + 2 + 12)Ψ replicated, and all of it over N at stage 3
-        for name, formula in (("DDP", 16 * n), ("ZeRO-3", 16 * n / world)):
-            assert rows[name]["formula_bytes"] == formula == rows[name]["modelled_bytes"]   # in bf16 DeepSpeed adds nothing here
+        # the ZeRO paper's bf16 Adam bytes, written out: (2 + 2 + 12)Ψ replicated, and all of it over N at stage 3;
+        # DeepSpeed holds 4 bytes per parameter more: stage 0 accumulates the gradients in a whole fp32 buffer (4Ψ),
+        # stage 3 steps an fp32 copy of its gradient partition (4Ψ/N) beside the bf16 one (chapter 07)
+        for name, formula, held in (("DDP", 16 * n, 20 * n), ("ZeRO-3", 16 * n / world, 20 * n / world)):
+            assert rows[name]["formula_bytes"] == formula and abs(rows[name]["modelled_bytes"] - held) <= 1e-9 * held
             gathered = 2 * result["largest_param"] if name == "ZeRO-3" else 0               # one bf16 parameter in flight
-            assert abs(rows[name]["model_state_bytes"] - formula) <= 0.01 * formula + gathered, (world, name, rows[name])
+            assert abs(rows[name]["model_state_bytes"] - held) <= 0.01 * held + gathered, (world, name, rows[name])
         offload = rows["ZeRO-3 + AC + offload"]
         # what left the accelerator: ZeRO-3's partitions (2 + 2 + 12)Ψ/N, plus the fp32 gradient partition (4Ψ/N)
         # that DeepSpeed's CPU optimizer steps on

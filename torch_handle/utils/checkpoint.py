@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import random
+import re
 import shutil
 import time
 import warnings
@@ -21,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
+from fastcore.basics import patch
 
 from ..train.ddp_trainer import rank_world
 
@@ -77,7 +79,7 @@ def _set_rng_state(state: dict) -> None:
     if state["cuda"] is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
 
-# %% ../../nbs/08a_training_checkpoints.ipynb #cf14f908
+# %% ../../nbs/08a_training_checkpoints.ipynb #537a675a
 def _module(trainer):
     return getattr(trainer.model, "module", trainer.model)       # under DDP or a DeepSpeed engine
 
@@ -88,11 +90,86 @@ def _model_config(trainer) -> dict | None:
     config = getattr(_module(trainer), "config", None)
     return asdict(config) if is_dataclass(config) else None
 
+def _write_files(tmp: Path, trainer, config: dict | None = None, fingerprint: str | None = None) -> None:
+    "Step 1, on every rank: write this rank's files of the checkpoint into the folder `tmp`."
+    rank, world = rank_world()
+    if _is_engine(trainer):                               # DeepSpeed: each rank writes its partitions
+        trainer.model.save_checkpoint(str(tmp.parent), tag=tmp.name, save_latest=False)
+    elif rank == 0:                                       # DDP: every rank holds the same model and optimizer
+        torch.save(_module(trainer).state_dict(), tmp / "model.pt")
+        torch.save(trainer.optimizer.state_dict(), tmp / "optimizer.pt")
+    sampler = trainer.train_loader.sampler
+    torch.save({"rng": _rng_state(), "loader": trainer.train_loader.state_dict(),
+                "sampler_epoch": getattr(sampler, "epoch", None)}, tmp / f"rank-{rank:05d}.pt")
+    if rank == 0:
+        scheduler = None if _is_engine(trainer) or trainer.scheduler is None else trainer.scheduler.state_dict()
+        torch.save({"step": trainer.step, "history": trainer.history, "scheduler": scheduler, "world_size": world,
+                    "model_config": _model_config(trainer), "config": config, "fingerprint": fingerprint},
+                   tmp / "trainer.pt")
+
+# %% ../../nbs/08a_training_checkpoints.ipynb #b43996dd
+def _owner(name: str) -> int:
+    "The rank that writes the checkpoint file `name`: `rank-R.pt` and DeepSpeed's `zero_pp_rank_R_*` are rank R's, the rest rank 0's."
+    found = re.fullmatch(r"rank-(\d+)\.pt", name) or re.match(r"zero_pp_rank_(\d+)_", name)
+    return int(found[1]) if found else 0
+
+def _own_digests(tmp: Path, rank: int) -> dict:
+    "Step 2, on every rank: size and SHA-256 of the files in `tmp` that `rank` wrote, each flushed to disk first."
+    files = {str(p.relative_to(tmp)): {"bytes": p.stat().st_size, "sha256": _sha256(p)}
+             for p in sorted(tmp.rglob("*")) if p.is_file() and _owner(p.name) == rank}
+    _fsync_dir(tmp)                                       # the folder's entries for them, too
+    return files
+
+def _all_ranks(fn) -> list:
+    """Run `fn()` on every rank and give every rank the list of all the ranks' results; if it raised anywhere,
+    raise the first failing rank's error as a `CheckpointError` on all of them."""
+    try:
+        mine = (fn(), None)
+    except Exception as e:                                # any failure, ours or not: one line on every rank, never a hang
+        mine = (None, str(e) if isinstance(e, CheckpointError) else f"{type(e).__name__}: {e}")
+    rank, world = rank_world()
+    if world == 1:
+        if mine[1] is not None:
+            raise CheckpointError(mine[1])
+        return [mine[0]]
+    every = [None] * world
+    dist.all_gather_object(every, mine)
+    error = next((f"rank {r}: {e}" for r, (_, e) in enumerate(every) if e is not None), None)
+    if error is not None:
+        raise CheckpointError(error)
+    return [result for result, _ in every]
+
+# %% ../../nbs/08a_training_checkpoints.ipynb #37d9b7cf
+def _remove(path: Path) -> None:
+    "Rename out of the way first: a kill during the delete leaves no half checkpoint under a valid name."
+    doomed = path.with_name(f".tmp-delete-{path.name}")
+    os.rename(path, doomed)
+    shutil.rmtree(doomed)
+
+def _checkpoints(root: Path) -> list[Path]:
+    "The checkpoint folders in `root`, newest first."
+    found = [p for p in Path(root).glob(f"{PREFIX}*") if p.is_dir() and checkpoint_step(p) is not None]
+    return sorted(found, key=checkpoint_step, reverse=True)
+
+def _commit(tmp: Path, step: int, world: int, files: dict, keep_last: int) -> Path:
+    "Step 3, on rank 0: write the manifest of `files` into `tmp`, rename it to `step-N`, update `latest`, prune."
+    root, final = tmp.parent, tmp.parent / f"{PREFIX}{step:08d}"
+    _write_atomic(tmp / MANIFEST, json.dumps({"step": step, "world_size": world, "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                                              "files": files}, indent=1))
+    os.rename(tmp, final)
+    _fsync_dir(root)
+    _write_atomic(root / LATEST, final.name + "\n")
+    for old in _checkpoints(root)[keep_last:]:
+        _remove(old)
+    return final
+
+# %% ../../nbs/08a_training_checkpoints.ipynb #b8d72302
 def save_checkpoint(root: str | Path, trainer, config: dict | None = None, fingerprint: str | None = None,
                     keep_last: int = 3) -> Path:
     """Save everything `trainer` needs to continue exactly into `root/step-NNNNNNNN/`; every rank calls it.
-    Files are written under a temporary name, listed with their checksums in `manifest.json`, then the
-    folder is renamed and `root/latest` updated: a save killed at any point leaves the last good checkpoint."""
+    Files are written under a temporary name, hashed by the rank that wrote them, listed with their checksums in
+    `manifest.json`, then the folder is renamed and `root/latest` updated: a save killed at any point leaves the last
+    good checkpoint."""
     if keep_last < 1:
         raise ValueError(f"keep_last must be at least 1, got {keep_last}")
     rank, world = rank_world()
@@ -107,43 +184,13 @@ def save_checkpoint(root: str | Path, trainer, config: dict | None = None, finge
             shutil.rmtree(stale)
         tmp.mkdir()
     _barrier()
-    if _is_engine(trainer):                               # DeepSpeed: each rank writes its partitions
-        trainer.model.save_checkpoint(str(root), tag=tmp.name, save_latest=False)
-    elif rank == 0:                                       # DDP: every rank holds the same model and optimizer
-        torch.save(_module(trainer).state_dict(), tmp / "model.pt")
-        torch.save(trainer.optimizer.state_dict(), tmp / "optimizer.pt")
-    sampler = trainer.train_loader.sampler
-    torch.save({"rng": _rng_state(), "loader": trainer.train_loader.state_dict(),
-                "sampler_epoch": getattr(sampler, "epoch", None)}, tmp / f"rank-{rank:05d}.pt")
+    tmp.mkdir(parents=True, exist_ok=True)                # rank 0's folder; on a disk of its own, this rank's
+    _all_ranks(lambda: _write_files(tmp, trainer, config, fingerprint))  # step 1: then every file is complete
+    every = _all_ranks(lambda: _own_digests(tmp, rank))                 # step 2
     if rank == 0:
-        scheduler = None if _is_engine(trainer) or trainer.scheduler is None else trainer.scheduler.state_dict()
-        torch.save({"step": trainer.step, "history": trainer.history, "scheduler": scheduler, "world_size": world,
-                    "model_config": _model_config(trainer), "config": config, "fingerprint": fingerprint},
-                   tmp / "trainer.pt")
-    _barrier()                                            # every rank's files are written
-    if rank == 0:
-        files = {str(p.relative_to(tmp)): {"bytes": p.stat().st_size, "sha256": _sha256(p)}
-                 for p in sorted(tmp.rglob("*")) if p.is_file()}
-        _write_atomic(tmp / MANIFEST, json.dumps({"step": trainer.step, "world_size": world,
-                                                  "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S"), "files": files}, indent=1))
-        os.rename(tmp, final)
-        _fsync_dir(root)
-        _write_atomic(root / LATEST, final.name + "\n")
-        for old in _checkpoints(root)[keep_last:]:
-            _remove(old)
+        _commit(tmp, trainer.step, world, {k: v for files in every for k, v in files.items()}, keep_last)   # step 3
     _barrier()
     return final
-
-def _remove(path: Path) -> None:
-    "Rename out of the way first: a kill during the delete leaves no half checkpoint under a valid name."
-    doomed = path.with_name(f".tmp-delete-{path.name}")
-    os.rename(path, doomed)
-    shutil.rmtree(doomed)
-
-def _checkpoints(root: Path) -> list[Path]:
-    "The checkpoint folders in `root`, newest first."
-    found = [p for p in Path(root).glob(f"{PREFIX}*") if p.is_dir() and checkpoint_step(p) is not None]
-    return sorted(found, key=checkpoint_step, reverse=True)
 
 # %% ../../nbs/08a_training_checkpoints.ipynb #10783858
 def verify_checkpoint(path: str | Path) -> dict:
@@ -219,7 +266,7 @@ def load_checkpoint(path: str | Path, trainer, fingerprint: str | None = None, v
     _set_rng_state(own["rng"])
     return meta
 
-# %% ../../nbs/08a_training_checkpoints.ipynb #9bbb8b7c
+# %% ../../nbs/08a_training_checkpoints.ipynb #8feea1bb
 def _broadcast_from_rank0(compute):
     "Run `compute()` on rank 0 only and give every rank its result, or raise its `CheckpointError` on every rank."
     rank, world = rank_world()
@@ -238,19 +285,9 @@ def _broadcast_from_rank0(compute):
 def _on_every_rank(fn):
     """Run `fn()` on every rank; if it raised anywhere, raise the first failing rank's error as a `CheckpointError`
     on all of them (what every rank checks before its first collective fails on all ranks alike)."""
-    rank, world = rank_world()
-    try:
-        result, error = fn(), None
-    except Exception as e:
-        result, error = None, str(e) if isinstance(e, CheckpointError) else f"{type(e).__name__}: {e}"
-    if world > 1:
-        errors = [None] * world
-        dist.all_gather_object(errors, error)
-        error = next((f"rank {r}: {e}" for r, e in enumerate(errors) if e), None)
-    if error is not None:
-        raise CheckpointError(error)
-    return result
+    return _all_ranks(fn)[rank_world()[0]]
 
+# %% ../../nbs/08a_training_checkpoints.ipynb #f5f33b29
 class PeriodicCheckpoints:
     """The training entry's checkpointing: resume (`"auto"`: the newest good checkpoint in `root`, if any; or a
     path), then save every `every` steps and at the end, keeping the last `keep_last`. It never replaces a
@@ -272,42 +309,47 @@ class PeriodicCheckpoints:
             self.last_saved = trainer.step
         return path
 
-    def _choose(self) -> Path | None:
-        if self.resume in (None, "auto"):
-            path = get_latest_checkpoint(self.root) if self.resume == "auto" else None
-        else:
-            given = Path(self.resume)
-            if checkpoint_step(given) is None and (given / MANIFEST).exists():
-                raise CheckpointError(f"{given}: not a checkpoint folder (checkpoints are named {PREFIX}N)")
-            path = given if checkpoint_step(given) is not None else get_latest_checkpoint(given)
-            if path is None:
-                raise CheckpointError(f"no checkpoint in {given}")
-            verify_checkpoint(path)
-        if self.root is not None:
-            newer = [p for p in _checkpoints(self.root) if path is None or checkpoint_step(p) > checkpoint_step(path)]
-            for p in newer:
-                try:
-                    verify_checkpoint(p)
-                except CheckpointError as e:                 # broken (a kill during a save): keep it, out of the way
-                    os.rename(p, p.with_name(f".broken-{p.name}"))
-                    warnings.warn(f"moved a broken checkpoint aside to .broken-{p.name}: {e}")
-                    continue
-                raise CheckpointError(f"{self.root} already holds {p.name}"
-                                      + (f", newer than {path.name}" if path else "")
-                                      + "; resume from it (--resume auto) or choose another --checkpoint_dir")
-        return path
+# %% ../../nbs/08a_training_checkpoints.ipynb #581529fa
+@patch
+def _choose(self: PeriodicCheckpoints) -> Path | None:
+    if self.resume in (None, "auto"):
+        path = get_latest_checkpoint(self.root) if self.resume == "auto" else None
+    else:
+        given = Path(self.resume)
+        if checkpoint_step(given) is None and (given / MANIFEST).exists():
+            raise CheckpointError(f"{given}: not a checkpoint folder (checkpoints are named {PREFIX}N)")
+        path = given if checkpoint_step(given) is not None else get_latest_checkpoint(given)
+        if path is None:
+            raise CheckpointError(f"no checkpoint in {given}")
+        verify_checkpoint(path)
+    if self.root is not None:
+        newer = [p for p in _checkpoints(self.root) if path is None or checkpoint_step(p) > checkpoint_step(path)]
+        for p in newer:
+            try:
+                verify_checkpoint(p)
+            except CheckpointError as e:                 # broken (a kill during a save): keep it, out of the way
+                os.rename(p, p.with_name(f".broken-{p.name}"))
+                warnings.warn(f"moved a broken checkpoint aside to .broken-{p.name}: {e}")
+                continue
+            raise CheckpointError(f"{self.root} already holds {p.name}"
+                                  + (f", newer than {path.name}" if path else "")
+                                  + "; resume from it (--resume auto) or choose another --checkpoint_dir")
+    return path
 
-    def on_step(self, trainer) -> None:
-        "For `Trainer.fit(on_step=...)`: save every `every` steps."
-        if self.every and trainer.step % self.every == 0:
-            self.save(trainer)
+# %% ../../nbs/08a_training_checkpoints.ipynb #3c28829c
+@patch
+def on_step(self: PeriodicCheckpoints, trainer) -> None:
+    "For `Trainer.fit(on_step=...)`: save every `every` steps."
+    if self.every and trainer.step % self.every == 0:
+        self.save(trainer)
 
-    def save(self, trainer) -> Path | None:
-        "Save now, unless this step is saved already or no `root` was given."
-        if self.root is None or trainer.step == self.last_saved:
-            return None
-        self.last_saved = trainer.step
-        return save_checkpoint(self.root, trainer, self.config, self.fingerprint, self.keep_last)
+@patch
+def save(self: PeriodicCheckpoints, trainer) -> Path | None:
+    "Save now, unless this step is saved already or no `root` was given."
+    if self.root is None or trainer.step == self.last_saved:
+        return None
+    self.last_saved = trainer.step
+    return save_checkpoint(self.root, trainer, self.config, self.fingerprint, self.keep_last)
 
 # %% ../../nbs/08a_training_checkpoints.ipynb #d1b65b49
 def consolidate_zero_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:

@@ -50,7 +50,7 @@ class ProfilerWrapper:
         "The recorded operators' statistics (the last cycle), as `torch.profiler` tables them."
         return self.profiler.key_averages(group_by_input_shape=group_by_input_shape)
 
-# %% ../../nbs/09_profiler.ipynb #c113e64b
+# %% ../../nbs/09_profiler.ipynb #291a6363
 COLLECTIVE_PREFIXES = ("gloo:", "nccl:")
 
 def load_trace(trace) -> list[dict]:
@@ -73,6 +73,7 @@ def _is_collective(e: dict, gpu: bool) -> bool:
         return e.get("cat") == "kernel" and "nccl" in e["name"].lower()
     return e["name"].startswith(COLLECTIVE_PREFIXES)
 
+# %% ../../nbs/09_profiler.ipynb #f842da59
 def _union(intervals) -> list[tuple[float, float]]:
     out = []
     for a, b in sorted(intervals):
@@ -110,6 +111,7 @@ def _subtract(xs, ys) -> list[tuple[float, float]]:
 def _length(intervals) -> float:
     return sum(b - a for a, b in intervals)
 
+# %% ../../nbs/09_profiler.ipynb #37fc3ebf
 def _steps(events: list[dict]) -> list[dict]:
     return sorted((e for e in events if e["name"].startswith("ProfilerStep#")), key=lambda e: e["ts"])
 
@@ -126,6 +128,7 @@ def step_intervals(events: list[dict], step: dict) -> tuple[list, list]:
     blocked = clip(e for e in ops if e["name"].startswith("c10d::") or "wait" in e["name"].lower())
     return _subtract(clip(ops), blocked), comm
 
+# %% ../../nbs/09_profiler.ipynb #d64f3745
 def analyze_communication_overlap(trace) -> list[dict]:
     """Per recorded step of one rank's trace: step, compute and communication time, the time both ran at once
     (hidden), the rest of the communication (exposed), the hidden fraction, and the number of collectives. Times in ms."""
