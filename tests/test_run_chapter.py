@@ -48,8 +48,8 @@ def test_a_run_keeps_its_executed_notebook_and_never_overwrites(run_script, tmp_
 
 
 def test_a_failing_chapter_exits_non_zero_and_keeps_its_notebook_and_log(run_script, tmp_path):
-    # max_steps 0 trains nothing, so the chapter's own assert on the validation loss fails.
-    r = run_script("scripts/run_chapter.sh", "05b_baseline", "-p", "max_steps", "0",
+    # 2 steps learn nothing, so the chapter's own asserts on what it learned fail (0 steps is refused as bad input).
+    r = run_script("scripts/run_chapter.sh", "05b_baseline", "-p", "max_steps", "2",
                    env={"TORCH_HANDLE_RUNS": str(tmp_path)})
     assert r.returncode != 0
     assert "AssertionError" in r.stderr
