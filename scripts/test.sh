@@ -30,4 +30,4 @@ OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 nbdev_test --timing
 
 echo "== 3/3 pytest tests/"
 bash scripts/install_chromium.sh                  # tests/test_site.py looks at the site in headless Chromium
-python -m pytest tests/ -q "$@"
+python -m pytest tests/ -q --durations=15 "$@"             # the slowest tests, for keeping CI short

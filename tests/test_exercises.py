@@ -112,12 +112,16 @@ def texts(nb) -> str:
     return "\n".join(out)
 
 
+SLOW_CELL = re.compile(r"^#\|\s*slow\s*$", re.M)    # settings.ini's tst_flags: minutes of jobs that tests/ run anyway
+
+
 def run_learner_copy(name: str, tmp: Path) -> str:
     "Run chapter `name`'s learner copy top to bottom in a fresh kernel; return everything it printed."
     work = ROOT / "lab_test" / name                     # inside the repository, as lab/ is: the chapters' paths hold
     work.mkdir(parents=True, exist_ok=True)
     km = kernel(tmp)
     executed = nbformat.reads(json.dumps(learner_copy(load(name))), as_version=4)
+    executed.cells = [c for c in executed.cells if not SLOW_CELL.search(c.source)]   # as nbdev_test skips them
     try:
         NotebookClient(executed, km=km, timeout=600, resources={"metadata": {"path": str(work)}}).execute()
     finally:
