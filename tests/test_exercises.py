@@ -96,6 +96,7 @@ def test_learner_copies_are_made_once_and_never_overwritten(tmp_path):
 def kernel(tmp_path: Path) -> KernelManager:
     "A python3 kernel on IPC sockets in a private folder (TCP ports race when many kernels start), never a rank."
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "IN_TEST")}
+    env["OMP_NUM_THREADS"] = "1"                        # two kernels at a time on two cores, as nbdev_test runs them
     km = KernelManager(kernel_name="python3", transport="ipc", ip=str(tmp_path / "kernel"))
     km.start_kernel(env=env, cwd=str(tmp_path))
     return km

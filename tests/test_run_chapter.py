@@ -59,7 +59,7 @@ def test_a_failing_chapter_exits_non_zero_and_keeps_its_notebook_and_log(run_scr
     assert log == str(out / "05b_baseline.log")
     nb = json.loads((out / "05b_baseline.ipynb").read_text())
     injected = [c for c in nb["cells"] if "injected-parameters" in c["metadata"].get("tags", [])]
-    assert injected and "max_steps = 0" in "".join(injected[0]["source"])
+    assert injected and "max_steps = 2" in "".join(injected[0]["source"])
 
 
 # Cells that start a torchrun job in a session of its own, as chapters 08c, 09a and 10 do: one waits, one leaves it running.
