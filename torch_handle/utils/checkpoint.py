@@ -109,8 +109,8 @@ def _write_files(tmp: Path, trainer, config: dict | None = None, fingerprint: st
 
 # %% ../../nbs/08a_training_checkpoints.ipynb #b43996dd
 def _owner(name: str) -> int:
-    "The rank that writes the checkpoint file `name`: `rank-R.pt` and DeepSpeed's `zero_pp_rank_R_*` are rank R's, the rest rank 0's."
-    found = re.fullmatch(r"rank-(\d+)\.pt", name) or re.match(r"zero_pp_rank_(\d+)_", name)
+    "The rank that writes the checkpoint file `name`: `rank-R.pt` and DeepSpeed's `zero_pp_rank_R_*` (`bf16_`/`fp16_` prefixed in those precisions; R is the data-parallel rank, here the global rank) are rank R's, the rest rank 0's."
+    found = re.fullmatch(r"rank-(\d+)\.pt", name) or re.match(r"(?:bf16_|fp16_)?zero_pp_rank_(\d+)_", name)
     return int(found[1]) if found else 0
 
 def _own_digests(tmp: Path, rank: int) -> dict:
