@@ -14,7 +14,7 @@ import torch.distributed as dist
 from fastcore.basics import patch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
-from .dataset import collate_translation
+from .dataset import bucket_batches, collate_translation
 
 # %% ../../nbs/05a_distributed_loading.ipynb #7a024163
 class DataLoaderWrapper:
@@ -117,11 +117,7 @@ class DistributedBucketSampler(Sampler):
         self.shard.set_epoch(epoch)
 
     def __iter__(self):
-        shard, chunk = list(self.shard), self.batch_size * self.bucket_factor
-        batches = []
-        for start in range(0, len(shard), chunk):
-            run = sorted(shard[start:start + chunk], key=self.lengths.__getitem__)
-            batches += [run[i:i + self.batch_size] for i in range(0, len(run), self.batch_size)]
+        batches = bucket_batches(list(self.shard), self.lengths, self.batch_size, self.bucket_factor)   # chapter 05's cut
         if self.shuffle: random.Random(self.seed + self.epoch).shuffle(batches)
         return iter(batches)
 
