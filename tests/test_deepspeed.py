@@ -2,6 +2,7 @@
 (its memory model and parity asserts run there: bit-equal on 2, within 1e-6 on 3 and 4), chapter 08 on 3 ranks, and clear
 config errors."""
 import json
+import os
 import subprocess
 import sys
 
@@ -85,7 +86,7 @@ for world in range(2):                                 # two worlds of one, one 
 def test_deepspeed_cleanup_lets_a_second_world_start(teardown, works):
     # chapter 07: torch's destroy_process_group leaves DeepSpeed's group handles behind; deepspeed_cleanup clears them
     r = subprocess.run([sys.executable, "-c", TWO_WORLDS, teardown], capture_output=True, text=True, timeout=300,
-                       env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+                       env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert ("world 1 trained" in r.stdout) == works, r.stdout[-2000:] + r.stderr[-2000:]
     if not works:
         assert "is not registered" in r.stderr, r.stderr[-2000:]
