@@ -39,7 +39,7 @@ def source(cell) -> str:
 
 
 def starts_ranks(nb: dict) -> bool:
-    "Whether the chapter starts ranks in JupyterLab (05d, 06, 07, 08; 07a runs on ranks only under run_chapter.sh)."
+    "Whether the chapter starts ranks in JupyterLab (05d, 06, 07, 08; 07b runs on ranks only under run_chapter.sh)."
     return any("start_ranks(" in source(c) for c in nb["cells"] if c["cell_type"] == "code")
 
 

@@ -56,7 +56,7 @@ def process_setup(mode: str, deterministic: bool = False) -> tuple[int, int, tor
 
 def build_run(mode: str, model, data, cfg, device, zero_stage: int = 2, precision: str = "fp32",
               activation_checkpointing: bool = False):
-    "The trainer of `mode` around `model` (chapter 07a), and the validation loader."
+    "The trainer of `mode` around `model` (chapter 07b), and the validation loader."
     if activation_checkpointing:
         apply_gradient_checkpointing(model)                   # chapter 08: recompute each block in backward
     trainer = build_trainer(mode, model, data, cfg, device, zero_stage=zero_stage, precision=precision)
@@ -100,7 +100,7 @@ def train(mode: str = "single", config: str | None = None, max_steps: int | None
     `deterministic` makes reruns bit-identical on GPUs too (CPU kernels already are, so on CPU it changes nothing)."""
     check_options(mode, max_steps, time_budget, n_pairs, checkpoint_every, keep_last, test_pairs, zero_stage, precision, out)
     checkpoints = PeriodicCheckpoints(checkpoint_dir, checkpoint_every, keep_last, resume)      # bad options fail here
-    cfg, data, model = setup_run(config, n_pairs, max_steps)     # chapter 07a; this config is saved in checkpoints
+    cfg, data, model = setup_run(config, n_pairs, max_steps)     # chapter 07b; this config is saved in checkpoints
     rank, world, device = process_setup(mode, deterministic)
     try:
         trainer, valid = build_run(mode, model, data, cfg, device, zero_stage, precision, activation_checkpointing)

@@ -30,7 +30,7 @@ def parse_setup(name: str) -> tuple[str, dict]:
     return ("ddp", {"bucket_cap_mb": float(m[1])}) if m[1] else ("deepspeed", {"zero_stage": int(m[2])})
 
 def _trainer(name: str, data, cfg, device):
-    "Chapter 07a's trainer for one setup."
+    "Chapter 07b's trainer for one setup."
     mode, options = parse_setup(name)
     return build_trainer(mode, build_model(cfg, data), data, cfg, device, **options)
 
