@@ -6,6 +6,7 @@
 __all__ = ['ddp_setup', 'rank_world', 'cleanup', 'DDPTrainer']
 
 # %% ../../nbs/06_ddp.ipynb #3d3132c8
+import contextlib
 import os
 from datetime import timedelta
 
@@ -48,9 +49,12 @@ class DDPTrainer(Trainer):
     "05b's `Trainer` on every rank of a process group: a DDP model, a loss normalised by the global token count."
     def __init__(self, model: nn.Module, train_loader: DataLoaderWrapper, optimizer: torch.optim.Optimizer,
                  scheduler=None, label_smoothing: float = 0.0, clip_grad_norm: float | None = 1.0,
-                 device: str | torch.device = "cpu", bucket_cap_mb: float = 25.0):
-        super().__init__(model, train_loader, optimizer, scheduler, label_smoothing, clip_grad_norm, device)
+                 device: str | torch.device = "cpu", bucket_cap_mb: float = 25.0, grad_accum: int = 1,
+                 precision: str = "fp32"):
+        super().__init__(model, train_loader, optimizer, scheduler, label_smoothing, clip_grad_norm, device,
+                         grad_accum, precision)
         self.rank, self.world_size, self.bucket_cap_mb = dist.get_rank(), dist.get_world_size(), bucket_cap_mb
+        self.loss_scale = self.world_size          # × world ÷ global tokens: DDP's average is then the global token mean's
         self.model = self.distribute(self.model)
 
     def distribute(self, model: nn.Module) -> nn.Module:
@@ -66,7 +70,11 @@ class DDPTrainer(Trainer):
         dist.all_reduce(t)
         return t.tolist()
 
-    def compute_loss(self, batch) -> torch.Tensor:
-        "Summed loss × world ÷ global label tokens: DDP's average of the gradients is then the global token mean's."
-        (tokens,) = self.reduce_sum([float(batch.n_tokens)])
-        return self.summed_loss(batch) * self.world_size / max(tokens, 1)
+    def step_tokens(self, batches) -> float:
+        "The label tokens of one update, over its micro-batches and every rank: one all-reduce."
+        (tokens,) = self.reduce_sum([super().step_tokens(batches)])
+        return tokens
+
+    def gradient_sync(self, last: bool):
+        "DDP's `no_sync` on every micro-batch but the last: gradients add up locally, one all-reduce carries the sum."
+        return contextlib.nullcontext() if last else self.model.no_sync()
