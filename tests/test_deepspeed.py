@@ -27,7 +27,7 @@ def test_chapter_07(chapter_on_cpu_ranks, world):     # the deepspeed launcher: 
     m = json.loads((run / "metrics.json").read_text())
     assert m["world_size"] == world and m["valid_loss"] < 3.0
     modelled = m["memory_ratio_to_model"]             # the formula plus DeepSpeed's own terms; ZeRO-3 may hold one more parameter
-    assert len(modelled) == 10 and all(abs(v - 1) <= 0.02 for v in modelled.values()), modelled
+    assert len(modelled) == 12 and all(abs(v - 1) <= 0.02 for v in modelled.values()), modelled
     parity = m["parity_max_relative"]
     if world == 2:                                    # one a + b per reduction: the same bits in any order
         assert parity["ZeRO-0"] == parity["ZeRO-1"] == parity["ZeRO-2"] == 0.0, parity
@@ -65,6 +65,17 @@ def test_config_files_are_validated(tmp_path):
             load_deepspeed_config(tmp_path / name)
     with pytest.raises(ConfigError, match="offload 'nvme' needs"):
         get_deepspeed_config(3, 16, offload="nvme")
+
+
+def test_grad_accum_is_in_the_config_and_the_trainer():
+    from torch_handle.train.config import ConfigError
+    from torch_handle.train.deepspeed_trainer import DeepSpeedTrainer, get_deepspeed_config
+    config = get_deepspeed_config(2, 8, "bf16", grad_accum=4, world=3)
+    assert (config["gradient_accumulation_steps"], config["train_batch_size"]) == (4, 8 * 4 * 3)
+    with pytest.raises(ConfigError, match="grad_accum must be"):
+        get_deepspeed_config(2, 8, grad_accum=0)
+    with pytest.raises(ValueError, match="gradient_accumulation_steps is 4"):     # before any engine or process group
+        DeepSpeedTrainer(None, None, None, config=config, grad_accum=2)
 
 
 TWO_WORLDS = """
