@@ -26,7 +26,7 @@ run() {  # LABEL N COMMAND...: one run at world size N, one line
 chapter="bash $ROOT/scripts/run_chapter.sh"
 few=(--max_steps 20 --n_pairs 2000 --test_pairs 0)
 for n in "${sizes[@]}"; do
-  for name in 06_ddp 07_zero3 08_checkpointing; do run "$name" "$n" $chapter "$name" --gpus 0 --nproc "$n"; done
+  for name in 06_ddp 07_zero3 07a_fsdp2 08_checkpointing; do run "$name" "$n" $chapter "$name" --gpus 0 --nproc "$n"; done
   run 08c_kill_and_resume "$n" $chapter 08c_kill_and_resume -p nproc "$n"
   run 09a_profiling_lab "$n" $chapter 09a_profiling_lab -p nproc "$n"
   run 10_roadmap "$n" $chapter 10_roadmap -p world_size "$n"

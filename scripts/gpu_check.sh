@@ -20,7 +20,7 @@ step() {  # NAME COMMAND...: run it into OUT/NAME.log, then one line
   else echo "FAILED  $name ($((SECONDS - start)) s): $out/$name.log"; failed=$((failed + 1)); fi
 }
 python -c 'import torch; print(f"torch {torch.__version__}, {torch.cuda.get_device_name()}, CUDA {torch.version.cuda}")'
-for chapter in 06_ddp 07_zero3 08_checkpointing; do
+for chapter in 06_ddp 07_zero3 07a_fsdp2 08_checkpointing; do
   step "chapter-$chapter" env TORCH_HANDLE_RUNS="$out/runs" bash "$ROOT/scripts/run_chapter.sh" "$chapter" --gpus 1
 done
 few=(--max_steps 20 --n_pairs 2000 --test_pairs 50)

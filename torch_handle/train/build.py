@@ -19,10 +19,11 @@ from ..model import Transformer
 from .config import CourseConfig, load_config
 from .ddp_trainer import DDPTrainer
 from .deepspeed_trainer import DeepSpeedTrainer, get_deepspeed_config
+from .fsdp_trainer import FSDPTrainer, fsdp2_shard
 from .trainer import Trainer, warmup_cosine
 
 # %% ../../nbs/07b_build.ipynb #49248c00
-MODES = ("single", "ddp", "deepspeed")
+MODES = ("single", "ddp", "deepspeed", "fsdp2")
 
 def build_model(cfg, data) -> Transformer:
     "The `Transformer` of `cfg` for `data`'s vocabularies, initialised from the training seed (the same on every rank)."
@@ -30,24 +31,34 @@ def build_model(cfg, data) -> Transformer:
     return Transformer(cfg.transformer_config(len(data.src_vocab), len(data.tgt_vocab)))
 
 def build_trainer(mode: str, model: nn.Module, data, cfg, device: str | torch.device = "cpu", micro_batch: int | None = None,
-                  bucket_cap_mb: float = 25.0, zero_stage: int = 2, precision: str = "fp32", offload: str = "none") -> Trainer:
+                  bucket_cap_mb: float = 25.0, zero_stage: int = 2, precision: str = "fp32", offload: str = "none",
+                  grad_accum: int = 1) -> Trainer:
     """The trainer of `mode` for `model` on `data` with `cfg.training`: AdamW, the warm-up/cosine schedule and a
-    length-bucketed training loader: over the whole set for `single`, else within each rank's shard, with `micro_batch`
-    sentences a rank (default: the global batch split over the ranks). `ddp` takes `bucket_cap_mb`; `deepspeed` the ZeRO stage, precision and offload."""
+    length-bucketed training loader: over the whole set for `single`, else within each rank's shard. An update is
+    `grad_accum` micro-batches of `micro_batch` sentences a rank (default: the global batch over the ranks and the
+    micro-batches, rounded down), in `precision`. `ddp` takes `bucket_cap_mb`; `deepspeed` the ZeRO stage and offload;
+    `fsdp2` shards `model` with `fsdp2_shard` (chapter 07a) before the optimizer is built."""
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
     t = cfg.training
+    if mode == "fsdp2":
+        fsdp2_shard(model, precision=precision)                 # first: AdamW must hold the DTensor shards
     optimizer = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay, betas=(0.9, 0.98))
     scheduler = warmup_cosine(optimizer, min(t.warmup_steps, t.max_steps - 1), t.max_steps)
+    world = 1 if mode == "single" else dist.get_world_size()
+    micro = micro_batch or max(1, t.batch_size // (world * grad_accum))   # the global batch kept, rounded down
+    common = (t.label_smoothing, t.clip_grad_norm, device)
     if mode == "single":
-        loader = bucketed_loader(data.train, t.batch_size, seed=t.seed)
-        return Trainer(model, loader, optimizer, scheduler, t.label_smoothing, t.clip_grad_norm, device)
-    micro = micro_batch or max(1, t.batch_size // dist.get_world_size())     # the global batch over the ranks, rounded down
+        loader = bucketed_loader(data.train, micro, seed=t.seed)
+        return Trainer(model, loader, optimizer, scheduler, *common, grad_accum=grad_accum, precision=precision)
     loader = create_distributed_dataloader(data.train, micro, seed=t.seed)
     if mode == "ddp":
-        return DDPTrainer(model, loader, optimizer, scheduler, t.label_smoothing, t.clip_grad_norm, device, bucket_cap_mb)
-    config = get_deepspeed_config(zero_stage, micro, precision, offload)
-    return DeepSpeedTrainer(model, loader, optimizer, scheduler, t.label_smoothing, t.clip_grad_norm, device, config)
+        return DDPTrainer(model, loader, optimizer, scheduler, *common, bucket_cap_mb, grad_accum=grad_accum,
+                          precision=precision)
+    if mode == "fsdp2":
+        return FSDPTrainer(model, loader, optimizer, scheduler, *common, grad_accum=grad_accum, precision=precision)
+    config = get_deepspeed_config(zero_stage, micro, precision, offload, grad_accum=grad_accum)
+    return DeepSpeedTrainer(model, loader, optimizer, scheduler, *common, config, grad_accum=grad_accum)
 
 # %% ../../nbs/07b_build.ipynb #5aafbb8e
 def setup_run(config: str | Path | None = None, n_pairs: int | None = None,
