@@ -4,6 +4,7 @@
 # With --checkpoint_dir on storage every node sees, --checkpoint_every N --resume auto makes a relaunch resume.
 # ADDR:PORT is the c10d rendezvous (any node reachable by all, usually node 0's). Ranks per node:
 # every visible GPU, else NPROC CPU ranks (default 1). RDZV_ID names the job (default torch-handle).
+# Append --mode fsdp2 to shard with FSDP2 instead of replicating with DDP (the last --mode given wins).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 usage() { sed -n '3,3p' "${BASH_SOURCE[0]}" | sed 's/^# */usage: /' >&2; exit 2; }

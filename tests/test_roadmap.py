@@ -1,5 +1,5 @@
 """Chapters 09 and 10 from the command line: the roadmap's JSON, written by `python -m torch_handle.labs.roadmap` on
-2 and 4 CPU ranks, read back and held against the ZeRO formula and the 1/N trend; bad input to both modules."""
+2 and 4 CPU ranks, read back and held against the ZeRO formula (DeepSpeed and FSDP2) and the 1/N trend; bad input to both modules."""
 import json
 import subprocess
 import sys
@@ -8,7 +8,7 @@ import pytest
 
 from torch_handle.utils.launch import run_job
 
-SETUPS = "DDP,ZeRO-3,ZeRO-3 + AC + offload"
+SETUPS = "DDP,ZeRO-3,ZeRO-3 + AC + offload,FSDP2"
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +32,11 @@ def test_the_roadmap_json_follows_the_formula(roadmaps):
             assert rows[name]["formula_bytes"] == formula and abs(rows[name]["modelled_bytes"] - held) <= 1e-9 * held
             gathered = 2 * result["largest_param"] if name == "ZeRO-3" else 0               # one bf16 parameter in flight
             assert abs(rows[name]["model_state_bytes"] - held) <= 0.01 * held + gathered, (world, name, rows[name])
+        # FSDP2 in bf16 holds (4 + 4 + 8)Ψ/N: fp32 parameter and gradient shards, AdamW's two moments; each parameter is
+        # cut on dim 0 into ⌈rows/N⌉-row shards, so rank 0 holds up to one row of each parameter more than Ψ/N
+        fsdp2 = rows["FSDP2"]
+        assert fsdp2["formula_bytes"] == 16 * n / world and 16 * n / world <= fsdp2["modelled_bytes"] <= 1.01 * 16 * n / world
+        assert abs(fsdp2["model_state_bytes"] / fsdp2["modelled_bytes"] - 1) <= 0.01, (world, fsdp2)
         offload = rows["ZeRO-3 + AC + offload"]
         # what left the accelerator: ZeRO-3's partitions (2 + 2 + 12)Ψ/N, plus the fp32 gradient partition (4Ψ/N)
         # that DeepSpeed's CPU optimizer steps on
@@ -43,7 +48,8 @@ def test_the_roadmap_json_follows_the_formula(roadmaps):
 def test_the_roadmap_shows_the_1_over_n_trend(roadmaps):
     state = lambda world, name: next(r for r in roadmaps[world]["rows"] if r["setup"] == name)["model_state_bytes"]
     assert state(2, "DDP") == state(4, "DDP")                                  # replicated: independent of N
-    assert abs(state(2, "ZeRO-3") / state(4, "ZeRO-3") - 2) < 0.05              # everything partitioned: 1/N
+    for name in ("ZeRO-3", "FSDP2"):                                            # everything partitioned: 1/N
+        assert abs(state(2, name) / state(4, name) - 2) < 0.05, name
 
 
 @pytest.mark.parametrize("module, args, message", [

@@ -1,5 +1,5 @@
 """The training entry and its launch scripts: `python -m torch_handle.main` under bad input and faults, DDP on one node
-(3 ranks: a global batch of 64 does not divide), two nodes over loopback with a c10d rendezvous; and chapter 06 run on
+(3 ranks: a global batch of 64 does not divide), FSDP2 with accumulation in bf16 on 3 ranks, two nodes over loopback with a c10d rendezvous; and chapter 06 run on
 3 CPU ranks by run_chapter.sh."""
 import json
 import os
@@ -33,7 +33,9 @@ def test_bad_input_is_one_line_and_exit_2_with_nothing_written(tmp_path):
              (["--time_budget", "0"], "error: --time_budget must be positive, got 0"),
              (["--checkpoint_every", "-1"], "error: --checkpoint_every must be 0 or more, got -1"),
              (["--keep_last", "0"], "error: --keep_last must be positive, got 0"),
-             (["--test_pairs", "-1"], "error: --test_pairs must be 0 or more, got -1")]
+             (["--test_pairs", "-1"], "error: --test_pairs must be 0 or more, got -1"),
+             (["--grad_accum", "0"], "error: --grad_accum must be positive, got 0"),
+             (["--mode", "fsdp2", "--precision", "fp16"], "error: unknown precision 'fp16'; choose one of fp32, bf16")]
     for args, message in cases:
         line = one_line(entry(*args, "--out", out, "--checkpoint_dir", ckpt))
         assert line.startswith(message), (args, line)
@@ -91,6 +93,17 @@ def test_ddp_on_one_node(run_script, tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["mode"] == "ddp" and metrics["world_size"] == 2 and metrics["steps"] == 5
+
+
+def test_fsdp2_with_accumulation_in_bf16_on_three_ranks(run_script, tmp_path):
+    # the issue's command: FSDP2, two micro-batches an update, bf16 parameters with fp32 reduction, 3 ranks
+    r = run_script("scripts/train_fsdp2.sh", *TINY, "--grad_accum", "2", "--precision", "bf16", "--test_pairs", "0",
+                   "--out", tmp_path, env={"NPROC": "3"})
+    assert r.returncode == 0, r.stderr[-3000:]
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert (metrics["mode"], metrics["world_size"], metrics["steps"], metrics["grad_accum"], metrics["precision"]) \
+        == ("fsdp2", 3, 5, 2, "bf16")
+    assert len(metrics["train_loss"]) == 5 and all(0 < l < 10 for l in metrics["train_loss"])   # finite, no blow-up
 
 
 def test_two_nodes_over_loopback(tmp_path):

@@ -22,32 +22,34 @@ from .model import Transformer
 from .train.build import MODES, build_trainer, setup_run
 from .train.ddp_trainer import ddp_setup
 from .train.deepspeed_trainer import deepspeed_cleanup, get_deepspeed_config
-from .train.trainer import NonFiniteLossError, translate, translation_scores
+from .train.trainer import PRECISIONS, NonFiniteLossError, translate, translation_scores
 from .utils.checkpoint import CheckpointError, PeriodicCheckpoints, vocab_fingerprint
 from .utils.gradient_checkpointing import apply_gradient_checkpointing
 from .utils.launch import one_line_errors
 
 # %% ../nbs/08b_training_entry.ipynb #e08c8190
 def check_options(mode: str, max_steps=None, time_budget=None, n_pairs=None, checkpoint_every=0, keep_last=3,
-                  test_pairs=None, zero_stage=2, precision="fp32", out=None) -> None:
+                  test_pairs=None, zero_stage=2, precision="fp32", out=None, grad_accum=1) -> None:
     "Refuse bad command-line values before any work, each with one `ValueError` naming the option."
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
     for flag, value in (("--max_steps", max_steps), ("--n_pairs", n_pairs), ("--time_budget", time_budget),
-                        ("--keep_last", keep_last)):
+                        ("--keep_last", keep_last), ("--grad_accum", grad_accum)):
         if value is not None and value <= 0:
             raise ValueError(f"{flag} must be positive, got {value}")
     for flag, value in (("--checkpoint_every", checkpoint_every), ("--test_pairs", test_pairs)):
         if value is not None and value < 0:
             raise ValueError(f"{flag} must be 0 or more, got {value}")
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
     if mode == "deepspeed":
-        get_deepspeed_config(zero_stage, 1, precision)            # a bad stage or precision
+        get_deepspeed_config(zero_stage, 1, precision)            # a bad stage
     if out is not None and Path(out, "metrics.json").exists():
         raise ValueError(f"--out {out} already holds metrics.json: choose another folder (nothing is overwritten)")
 
 # %% ../nbs/08b_training_entry.ipynb #3bf06582
 def process_setup(mode: str, deterministic: bool = False) -> tuple[int, int, torch.device]:
-    "(rank, world size, device) of this process: every rank of the job for `ddp` and `deepspeed`, one process for `single`."
+    "(rank, world size, device) of this process: every rank of the job for `ddp`, `deepspeed` and `fsdp2`, one process for `single`."
     rank, world, device = ddp_setup() if mode != "single" else (0, 1, torch.device("cuda" if torch.cuda.is_available() else "cpu"))
     if deterministic and device.type == "cuda":   # no kernels that sum with atomics; cuBLAS needs a fixed workspace
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
@@ -55,19 +57,20 @@ def process_setup(mode: str, deterministic: bool = False) -> tuple[int, int, tor
     return rank, world, device
 
 def build_run(mode: str, model, data, cfg, device, zero_stage: int = 2, precision: str = "fp32",
-              activation_checkpointing: bool = False):
-    "The trainer of `mode` around `model` (chapter 07b), and the validation loader."
+              activation_checkpointing: bool = False, grad_accum: int = 1):
+    "The trainer of `mode` around `model` (chapter 07b), updates of `grad_accum` micro-batches, and the validation loader."
     if activation_checkpointing:
         apply_gradient_checkpointing(model)                   # chapter 08: recompute each block in backward
-    trainer = build_trainer(mode, model, data, cfg, device, zero_stage=zero_stage, precision=precision)
+    trainer = build_trainer(mode, model, data, cfg, device, zero_stage=zero_stage, precision=precision,
+                            grad_accum=grad_accum)
     valid = (bucketed_loader(data.valid, 256, shuffle=False) if mode == "single"
              else create_distributed_dataloader(data.valid, 256, shuffle=False))
     return trainer, valid
 
 # %% ../nbs/08b_training_entry.ipynb #d64fe0fd
 def final_network(mode: str, trainer, model, device) -> torch.nn.Module:
-    "The trained network as a plain module; every rank calls it (a DeepSpeed engine gathers the ZeRO-3 partitions)."
-    if mode == "deepspeed":
+    "The trained network as a plain module; every rank calls it (ZeRO-3 and FSDP2 gather the sharded parameters)."
+    if mode in ("deepspeed", "fsdp2"):
         weights = trainer.full_state_dict()                       # collective: every rank calls it
         net = Transformer(model.config).to(device)
         net.load_state_dict(weights)
@@ -93,17 +96,20 @@ def train(mode: str = "single", config: str | None = None, max_steps: int | None
           time_budget: float | None = None, n_pairs: int | None = None, out: str | None = None,
           zero_stage: int = 2, precision: str = "fp32", checkpoint_dir: str | None = None, checkpoint_every: int = 0,
           keep_last: int = 3, resume: str | None = None, activation_checkpointing: bool = False,
-          test_pairs: int | None = None, deterministic: bool = False) -> dict:
+          test_pairs: int | None = None, deterministic: bool = False, grad_accum: int = 1) -> dict:
     """Train the translation model of `config` in `mode`; rank 0 returns (and writes to `out`/metrics.json) the test scores.
     With `checkpoint_dir`, save there every `checkpoint_every` steps and at the end; `resume` is "auto" or a checkpoint path.
+    Each update is `grad_accum` micro-batches; `precision` bf16 trains in bf16 in every mode (chapters 05b, 07, 07a).
     `test_pairs` limits the test translations (greedy decoding is the slow part of a short run); 0 skips them.
     `deterministic` makes reruns bit-identical on GPUs too (CPU kernels already are, so on CPU it changes nothing)."""
-    check_options(mode, max_steps, time_budget, n_pairs, checkpoint_every, keep_last, test_pairs, zero_stage, precision, out)
+    check_options(mode, max_steps, time_budget, n_pairs, checkpoint_every, keep_last, test_pairs, zero_stage, precision, out,
+                  grad_accum)
     checkpoints = PeriodicCheckpoints(checkpoint_dir, checkpoint_every, keep_last, resume)      # bad options fail here
     cfg, data, model = setup_run(config, n_pairs, max_steps)     # chapter 07b; this config is saved in checkpoints
     rank, world, device = process_setup(mode, deterministic)
     try:
-        trainer, valid = build_run(mode, model, data, cfg, device, zero_stage, precision, activation_checkpointing)
+        trainer, valid = build_run(mode, model, data, cfg, device, zero_stage, precision, activation_checkpointing,
+                                   grad_accum)
         resumed = checkpoints.start(trainer, asdict(cfg), vocab_fingerprint(data.src_vocab, data.tgt_vocab))
         start = time.time()
         history = trainer.fit(cfg.training.max_steps, eval_loader=valid, eval_every=cfg.training.eval_every,
@@ -114,8 +120,8 @@ def train(mode: str = "single", config: str | None = None, max_steps: int | None
         if rank != 0:
             return {}
         n_test, scores = test_scores(net, data, device, test_pairs)
-        run = {"zero_stage": zero_stage, "precision": precision} if mode == "deepspeed" else {}
-        metrics = {"mode": mode, "world_size": world, **run, "steps": trainer.step, "train_seconds": round(seconds, 1),
+        run = {"zero_stage": zero_stage} if mode == "deepspeed" else {}
+        metrics = {"mode": mode, "world_size": world, **run, "precision": precision, "grad_accum": grad_accum, "steps": trainer.step, "train_seconds": round(seconds, 1),
                    "resumed_from": str(resumed) if resumed else None, "valid_loss": history["eval_loss"][-1],
                    "valid_loss_by_step": dict(zip(history["eval_step"], history["eval_loss"])),
                    "train_loss": history["loss"], "test_pairs": n_test, **scores}
@@ -129,21 +135,23 @@ def train(mode: str = "single", config: str | None = None, max_steps: int | None
 # %% ../nbs/08b_training_entry.ipynb #652ba42f
 def summary_line(m: dict) -> str:
     "The final metrics in one line."
-    how = f"{m['mode']}" + (f" (ZeRO-{m['zero_stage']}, {m['precision']})" if m["mode"] == "deepspeed" else "")
+    how = ([f"ZeRO-{m['zero_stage']}"] if m["mode"] == "deepspeed" else []) + [m["precision"]]
+    how += [f"{m['grad_accum']} micro-batches an update"] if m["grad_accum"] > 1 else []
     test = (f"; test ({m['test_pairs']} pairs, greedy): exact match {m['exact_match']:.1%}, BLEU {m['bleu']:.1f}, "
             f"chrF {m['chrf']:.1f}") if m["test_pairs"] else ""
-    return (f"{how} on {m['world_size']} rank(s): {m['steps']} steps in {m['train_seconds']:.0f} s, "
+    return (f"{m['mode']} ({', '.join(how)}) on {m['world_size']} rank(s): {m['steps']} steps in {m['train_seconds']:.0f} s, "
             f"valid loss {m['valid_loss']:.4f}{test}")
 
 @call_parse
-def main(mode: str = "single",      # single: one process; ddp, deepspeed: every rank of a torchrun/deepspeed job
+def main(mode: str = "single",      # single: one process; ddp, deepspeed, fsdp2: every rank of a torchrun/deepspeed job
          config: str = None,        # a model_config.yaml (default: the packaged one)
          max_steps: int = None,     # override training.max_steps
          time_budget: float = None, # stop training after this many seconds
          n_pairs: int = None,       # override data.n_pairs
          out: str = None,           # folder for rank 0's metrics.json and the trained weights (model.pt)
          zero_stage: int = 2,       # --mode deepspeed: ZeRO stage 0-3
-         precision: str = "fp32",   # --mode deepspeed: fp32 or bf16
+         precision: str = "fp32",   # fp32 or bf16 (autocast; FSDP2's MixedPrecisionPolicy; DeepSpeed's bf16)
+         grad_accum: int = 1,       # micro-batches per update; the global batch stays training.batch_size
          checkpoint_dir: str = None,  # save training checkpoints here (chapter 08)
          checkpoint_every: int = 0,   # ... every this many steps (and always at the end)
          keep_last: int = 3,          # ... keeping this many
@@ -154,6 +162,6 @@ def main(mode: str = "single",      # single: one process; ddp, deepspeed: every
     "Train the course's translation model; rank 0 prints and writes the test scores."
     with one_line_errors(ValueError, CorpusError, CheckpointError, NonFiniteLossError):    # ConfigError is a ValueError
         metrics = train(mode, config, max_steps, time_budget, n_pairs, out, zero_stage, precision, checkpoint_dir,
-                        checkpoint_every, keep_last, resume, activation_checkpointing, test_pairs, deterministic)
+                        checkpoint_every, keep_last, resume, activation_checkpointing, test_pairs, deterministic, grad_accum)
     if metrics:
         print(summary_line(metrics) + (f"\nmetrics: {Path(out) / 'metrics.json'}" if out else ""))
