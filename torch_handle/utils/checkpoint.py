@@ -125,7 +125,8 @@ def _write_files(tmp: Path, trainer, config: dict | None = None, fingerprint: st
     if rank == 0:
         scheduler = None if _is_engine(trainer) or trainer.scheduler is None else trainer.scheduler.state_dict()
         torch.save({"step": trainer.step, "history": trainer.history, "scheduler": scheduler, "world_size": world,
-                    "format": "deepspeed" if _is_engine(trainer) else "dcp", "model_config": _model_config(trainer),
+                    "grad_accum": trainer.grad_accum, "format": "deepspeed" if _is_engine(trainer) else "dcp",
+                    "model_config": _model_config(trainer),
                     "config": config, "fingerprint": fingerprint}, tmp / "trainer.pt")
 
 # %% ../../nbs/08a_training_checkpoints.ipynb #b43996dd
@@ -305,7 +306,9 @@ def load_checkpoint(path: str | Path, trainer, fingerprint: str | None = None, v
             trainer.scheduler.load_state_dict(meta["scheduler"])
     own = torch.load(path / f"rank-{rank % meta['world_size']:05d}.pt", weights_only=False)   # a new rank: an old one's
     trainer.step, trainer.history = meta["step"], meta["history"]
-    trainer.train_loader.load_state_dict(own["loader"])
+    saved_k = meta.get("grad_accum", 1)                   # the position counts micro-batches: carry the updates over
+    position = {**own["loader"], "batches_done": own["loader"]["batches_done"] // saved_k * trainer.grad_accum}
+    trainer.train_loader.load_state_dict(position)
     _set_rng_state(own["rng"])
     return meta
 
