@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The slow check of "any N" (minutes per chapter and world size, so not in CI): every distributed chapter on CPU
-# ranks at each world size, the labs whose jobs take a world size, and the training entry under both launchers
+# ranks at each world size, the labs whose jobs take a world size, and the training entry under both launchers (ddp, deepspeed, fsdp2)
 # (torchrun: ddp; the deepspeed launcher: ZeRO-2), one line each: passed or FAILED, seconds, and the failing rank's
 # line. Runs go to OUT (default runs/world_sizes/<timestamp>).
 #   bash scripts/check_world_sizes.sh [-o OUT] [N ...]        (default N: 1 2 3 4 8)
@@ -32,6 +32,7 @@ for n in "${sizes[@]}"; do
   run 10_roadmap "$n" $chapter 10_roadmap -p world_size "$n"
   run entry-ddp "$n" env CUDA_VISIBLE_DEVICES= bash "$ROOT/scripts/train_ddp_single_node.sh" "${few[@]}" --out "$out/entry-ddp-$n/run"
   run entry-deepspeed "$n" env CUDA_VISIBLE_DEVICES= bash "$ROOT/scripts/train_deepspeed.sh" "${few[@]}" --out "$out/entry-deepspeed-$n/run"
+  run entry-fsdp2 "$n" env CUDA_VISIBLE_DEVICES= bash "$ROOT/scripts/train_fsdp2.sh" "${few[@]}" --out "$out/entry-fsdp2-$n/run"
 done
 echo "$failed run(s) failed; logs in $out"
 [[ $failed -eq 0 ]]

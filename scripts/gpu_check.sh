@@ -27,6 +27,7 @@ few=(--max_steps 20 --n_pairs 2000 --test_pairs 50)
 step entry-single python -m torch_handle.main --mode single "${few[@]}" --out "$out/single"
 step entry-ddp bash "$ROOT/scripts/train_ddp_single_node.sh" "${few[@]}" --out "$out/ddp"
 step entry-deepspeed-zero3-bf16 bash "$ROOT/scripts/train_deepspeed.sh" --zero_stage 3 --precision bf16 "${few[@]}" --out "$out/zero3"
+step entry-fsdp2-bf16-accum bash "$ROOT/scripts/train_fsdp2.sh" --precision bf16 --grad_accum 2 "${few[@]}" --out "$out/fsdp2"
 step throughput-bf16 python "$ROOT/bench/model_throughput.py" --device cuda --dtype bf16 --rounds 5 --steps 5
 grep -E "^(torch |matmul ceiling|model|torch_handle.Transformer|torch.nn.Transformer|throughput ratio)" "$out/throughput-bf16.log"
 echo "$failed step(s) failed; logs in $out"

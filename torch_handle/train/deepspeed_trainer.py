@@ -19,14 +19,14 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
-from torch import nn
 from fastcore.basics import patch
+from torch import nn
 from torch.distributed.tensor import DTensor
 
 from ..data.dataloader import DataLoaderWrapper
+from ..data.dataset import TranslationBatch
 from .config import ConfigError
 from .ddp_trainer import DDPTrainer, cleanup
-from ..data.dataset import TranslationBatch
 from .trainer import PRECISIONS     # 05b's (fp32, bf16); importable from here too
 
 
