@@ -129,6 +129,9 @@ def train(mode: str = "single", config: str | None = None, max_steps: int | None
             write_run(out, metrics, net)
         return metrics
     finally:
+        # DDP's reducer must not outlive the process group: its C++ destructor would then stop gloo's worker threads
+        # while holding Python's GIL, and deadlock with a thread still freeing the last collective's tensors.
+        trainer = None
         if mode != "single":
             deepspeed_cleanup()
 

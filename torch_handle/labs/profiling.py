@@ -53,6 +53,7 @@ def profile_setups(out: str | Path, setups=SETUPS, wait: int = 1, warmup: int = 
                     prof.step()
             dist.barrier()
     finally:
+        trainer = None                                        # DDP's reducer before the group: see the training entry
         deepspeed_cleanup()
 
 @call_parse
