@@ -121,7 +121,8 @@ def train(mode: str = "single", config: str | None = None, max_steps: int | None
             return {}
         n_test, scores = test_scores(net, data, device, test_pairs)
         run = {"zero_stage": zero_stage} if mode == "deepspeed" else {}
-        metrics = {"mode": mode, "world_size": world, **run, "precision": precision, "grad_accum": grad_accum, "steps": trainer.step, "train_seconds": round(seconds, 1),
+        metrics = {"mode": mode, "world_size": world, **run, "precision": precision, "grad_accum": grad_accum,
+                   "steps": trainer.step, "train_seconds": round(seconds, 1),
                    "resumed_from": str(resumed) if resumed else None, "valid_loss": history["eval_loss"][-1],
                    "valid_loss_by_step": dict(zip(history["eval_step"], history["eval_loss"])),
                    "train_loss": history["loss"], "test_pairs": n_test, **scores}

@@ -272,8 +272,6 @@ class DeepSpeedTrainer(DDPTrainer):
             raise ValueError(f"grad_accum={grad_accum}, but the config's gradient_accumulation_steps is {steps}: "
                              f"make the config with get_deepspeed_config(..., grad_accum={grad_accum})")
         self.config = {**config, "gradient_clipping": clip_grad_norm or 0.0}     # 0: DeepSpeed does not clip
-        if "train_micro_batch_size_per_gpu" in config and dist.is_initialized():   # DeepSpeed checks micro × K × N
-            self.config["train_batch_size"] = config["train_micro_batch_size_per_gpu"] * steps * dist.get_world_size()
         precision = "bf16" if config.get("bf16", {}).get("enabled") else "fp32"
         super().__init__(model, train_loader, optimizer, scheduler, label_smoothing, clip_grad_norm, device,
                          grad_accum=steps, precision=precision)
